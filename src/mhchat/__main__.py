@@ -1,0 +1,3 @@
+from mhchat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Persistence: the database port, migrations and typed queries."""
