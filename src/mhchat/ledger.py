@@ -1,0 +1,214 @@
+"""The action ledger (outbox): decided actions are written here before anything is sent.
+
+A row's ``key`` is the action's deterministic idempotency key and is UNIQUE, so deciding the
+same thing twice (after a restart, a redelivered event, a second process) records it once.
+Every state change is appended to ``action_transitions`` for the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from mhchat.actions import Action, Purpose
+from mhchat.codec import action_from_json, action_target, action_to_json
+from mhchat.store.db import Tx
+
+
+class Mode(StrEnum):
+    AUTO = "auto"
+    APPROVE_FIRST = "approve_first"
+    DRY_RUN = "dry_run"
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    DRY_RUN = "dry_run"
+    DROPPED = "dropped"
+
+
+FINAL_STATES = frozenset(
+    {State.SENT, State.SKIPPED, State.FAILED, State.EXPIRED, State.DRY_RUN, State.DROPPED}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """An action the service decided on, and why (shown to the facilitator)."""
+
+    action: Action
+    reason: str
+    mode: Mode | None = None
+    """Overrides the purpose's configured mode (e.g. signposting is always approve-first)."""
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerRow:
+    id: int
+    chat_id: str
+    key: str
+    action: Action
+    state: State
+    mode: Mode
+    reason: str
+    attempts: int
+    remote_id: str | None
+    detail: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+_SELECT = (
+    "SELECT id, chat_id, key, payload, state, mode, reason, attempts, remote_id, detail,"
+    " created_at, updated_at FROM actions"
+)
+
+
+def row_to_ledger(row: tuple[object, ...]) -> LedgerRow:
+    return LedgerRow(
+        id=int(str(row[0])),
+        chat_id=str(row[1]),
+        key=str(row[2]),
+        action=action_from_json(str(row[3])),
+        state=State(str(row[4])),
+        mode=Mode(str(row[5])),
+        reason=str(row[6]),
+        attempts=int(str(row[7])),
+        remote_id=None if row[8] is None else str(row[8]),
+        detail=None if row[9] is None else str(row[9]),
+        created_at=datetime.fromisoformat(str(row[10])),
+        updated_at=datetime.fromisoformat(str(row[11])),
+    )
+
+
+def _initial_state(mode: Mode) -> State:
+    if mode is Mode.APPROVE_FIRST:
+        return State.AWAITING_APPROVAL
+    if mode is Mode.DRY_RUN:
+        return State.DRY_RUN
+    return State.PENDING
+
+
+async def record(
+    tx: Tx,
+    *,
+    chat_id: str,
+    decisions: Sequence[Decision],
+    modes: dict[Purpose, Mode],
+    now: datetime,
+) -> list[str]:
+    """Write decisions; return the keys that were new (existing keys are left untouched)."""
+    new: list[str] = []
+    stamp = now.isoformat()
+    for decision in decisions:
+        action = decision.action
+        mode = decision.mode or modes.get(action.purpose, Mode.AUTO)
+        state = _initial_state(mode)
+        row = await tx.fetchone(
+            "INSERT INTO actions (chat_id, key, platform, kind, purpose, payload, state, mode,"
+            " reason, target_id, not_after, not_before, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING RETURNING id",
+            (
+                chat_id,
+                action.key,
+                action.platform,
+                action.kind.value,
+                action.purpose.value,
+                action_to_json(action),
+                state.value,
+                mode.value,
+                decision.reason,
+                action_target(action),
+                action.not_after.isoformat() if action.not_after else None,
+                decision.not_before.isoformat() if decision.not_before else None,
+                stamp,
+                stamp,
+            ),
+        )
+        if row is None:
+            continue
+        await tx.execute(
+            "INSERT INTO action_transitions (action_id, from_state, to_state, at, detail)"
+            " VALUES (?, NULL, ?, ?, ?)",
+            (row[0], state.value, stamp, decision.reason),
+        )
+        new.append(action.key)
+    return new
+
+
+async def transition(
+    tx: Tx,
+    action_id: int,
+    *,
+    to: State,
+    now: datetime,
+    detail: str | None = None,
+    remote_id: str | None = None,
+    expect: Sequence[State] | None = None,
+    count_attempt: bool = False,
+) -> bool:
+    """Move one action to ``to``; with ``expect``, only from one of those states.
+
+    Returns whether the row moved (false when another actor got there first).
+    """
+    row = await tx.fetchone("SELECT state FROM actions WHERE id = ?", (action_id,))
+    if row is None:
+        return False
+    current = State(str(row[0]))
+    if expect is not None and current not in expect:
+        return False
+    await tx.execute(
+        "UPDATE actions SET state = ?, updated_at = ?, detail = COALESCE(?, detail),"
+        " remote_id = COALESCE(?, remote_id), attempts = attempts + ? WHERE id = ?",
+        (to.value, now.isoformat(), detail, remote_id, 1 if count_attempt else 0, action_id),
+    )
+    await tx.execute(
+        "INSERT INTO action_transitions (action_id, from_state, to_state, at, detail)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (action_id, current.value, to.value, now.isoformat(), detail),
+    )
+    return True
+
+
+async def next_pending(tx: Tx, platform: str, *, now: datetime) -> LedgerRow | None:
+    """The oldest pending action for a platform whose not-before time has come."""
+    row = await tx.fetchone(
+        _SELECT + " WHERE platform = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
+        " ORDER BY id LIMIT 1",
+        (platform, State.PENDING.value, now.isoformat()),
+    )
+    return row_to_ledger(row) if row else None
+
+
+async def by_state(tx: Tx, chat_id: str, states: Sequence[State], limit: int = 200) -> list[LedgerRow]:
+    marks = ", ".join("?" for _ in states)
+    rows = await tx.fetchall(
+        _SELECT + f" WHERE chat_id = ? AND state IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608 - placeholders only
+        (chat_id, *[s.value for s in states], limit),
+    )
+    return [row_to_ledger(r) for r in rows]
+
+
+async def get(tx: Tx, action_id: int) -> LedgerRow | None:
+    row = await tx.fetchone(_SELECT + " WHERE id = ?", (action_id,))
+    return row_to_ledger(row) if row else None
+
+
+async def sent_for_target(tx: Tx, chat_id: str, platform: str, target_id: str) -> list[LedgerRow]:
+    """Actions we took about one post (to undo our repost when its author deletes it)."""
+    rows = await tx.fetchall(
+        _SELECT + " WHERE chat_id = ? AND platform = ? AND target_id = ?",
+        (chat_id, platform, target_id),
+    )
+    return [row_to_ledger(r) for r in rows]
