@@ -147,4 +147,25 @@ class AdapterHealthChanged:
     at: datetime
 
 
-Event = PostReceived | PostEdited | PostDeleted | RepostSeen | AdapterHealthChanged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonForgetRequested:
+    """A person asked the platform to have their data deleted (Meta's data-deletion callback).
+
+    The core forgets everything it holds for ``author_id`` on ``platform``. The
+    ``confirmation_code`` is what the platform gave the person to follow up their request.
+    """
+
+    platform: PlatformName
+    author_id: str
+    requested_at: datetime
+    confirmation_code: str
+
+
+Event = (
+    PostReceived
+    | PostEdited
+    | PostDeleted
+    | RepostSeen
+    | AdapterHealthChanged
+    | PersonForgetRequested
+)
