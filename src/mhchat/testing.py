@@ -273,8 +273,15 @@ class FakeAdapter:
 
 
 def create_fake_adapter(ctx: AdapterContext) -> FakeAdapter:
-    """Entry point for the ``fake`` adapter."""
-    return FakeAdapter(ctx)
+    """Entry point for the ``fake`` adapter.
+
+    Settings ``crash_on_start`` and ``delay_seconds`` let tests and demos exercise failures.
+    """
+    adapter = FakeAdapter(ctx)
+    if ctx.settings.get("crash_on_start"):
+        adapter.crash_on_start = RuntimeError("fake adapter told to crash on start")
+    adapter.delay = float(ctx.settings.get("delay_seconds", 0.0))
+    return adapter
 
 
 def sample_actions(platform: PlatformName) -> dict[ActionKind, Action]:

@@ -1,0 +1,322 @@
+"""Configuration: one TOML file plus environment variables.
+
+Secrets come only from the environment (``MHCHAT_<PLATFORM>_<NAME>``, ``MHCHAT_DASHBOARD_*``)
+and are never logged. Every problem is reported as one plain sentence a host can act on;
+``load_settings`` collects them all before raising ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mhchat.errors import ConfigError
+from mhchat.ledger import Mode
+from mhchat.actions import Purpose
+
+DEFAULT_CONFIG = """\
+# mhchat embedded defaults: one chat, SQLite, no platform enabled.
+[chat]
+id = "default"
+hashtag = "MHChat"
+
+[database]
+url = "sqlite:///var/mhchat.db"
+
+[web]
+host = "127.0.0.1"
+port = 8080
+"""
+
+SECRET_PREFIX = "MHCHAT_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatSettings:
+    chat_id: str = "default"
+    hashtag: str = "MHChat"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/mhchat.db"
+    keep_raw: bool = False
+
+    @property
+    def sqlite_path(self) -> str | None:
+        if self.url.startswith("sqlite:///"):
+            return self.url.removeprefix("sqlite:///")
+        if self.url == "sqlite::memory:":
+            return ":memory:"
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusSettings:
+    capacity: int = 1000
+    max_batch: int = 500
+    shutdown_deadline_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderSettings:
+    min_interval_seconds: float = 1.0
+    """Gap between two sends on one platform: the bounded catch-up rate after downtime."""
+    poll_seconds: float = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "info"
+    json: bool | None = None
+    """None: JSON when stdout is not a terminal."""
+    include_post_text: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdapterSettings:
+    name: str
+    enabled: bool
+    options: Mapping[str, Any]
+    secrets: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    chat: ChatSettings
+    database: DatabaseSettings
+    web: WebSettings
+    bus: BusSettings
+    sender: SenderSettings
+    logging: LogSettings
+    modes: Mapping[Purpose, Mode]
+    adapters: tuple[AdapterSettings, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+    """The whole TOML document, for sections owned by other modules."""
+    secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
+    """Every MHCHAT_* environment value (for redaction and module-owned secrets)."""
+    source: str = "<embedded defaults>"
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.raw.get(name, {})
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def enabled_adapters(self) -> tuple[AdapterSettings, ...]:
+        return tuple(a for a in self.adapters if a.enabled)
+
+
+SectionCheck = Callable[["Settings"], list[str]]
+_section_checks: list[SectionCheck] = []
+
+
+def register_section_check(check: SectionCheck) -> SectionCheck:
+    """Let a module that owns a TOML section add its problems to ``check-config``."""
+    _section_checks.append(check)
+    return check
+
+
+class _Reader:
+    """Reads typed values out of a TOML table, collecting problems instead of raising."""
+
+    def __init__(self, table: Mapping[str, Any], where: str, problems: list[str]) -> None:
+        self.table = table
+        self.where = where
+        self.problems = problems
+
+    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool and bool not in (
+            kind if isinstance(kind, tuple) else (kind,)
+        ):
+            self.problems.append(f"[{self.where}] {key} must be {what}, not true/false.")
+            return default
+        if not isinstance(value, kind):
+            self.problems.append(f"[{self.where}] {key} must be {what}, not {value!r}.")
+            return default
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        return str(self._get(key, str, default, "text in quotes"))
+
+    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
+        value = int(self._get(key, int, default, "a whole number"))
+        if minimum is not None and value < minimum:
+            self.problems.append(f"[{self.where}] {key} must be at least {minimum}, not {value}.")
+            return default
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value = float(self._get(key, (int, float), default, "a number"))
+        if value < minimum:
+            self.problems.append(f"[{self.where}] {key} must be at least {minimum}, not {value}.")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        return bool(self._get(key, bool, default, "true or false"))
+
+    def unknown(self, known: set[str]) -> None:
+        for key in self.table:
+            if key not in known:
+                self.problems.append(
+                    f"[{self.where}] has a setting {key!r} that mhchat does not know;"
+                    f" known settings are: {', '.join(sorted(known))}."
+                )
+
+
+def _table(doc: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        problems.append(f"[{name}] must be a table (a section), not a single value.")
+        return {}
+    return value
+
+
+def parse_settings(
+    doc: Mapping[str, Any], env: Mapping[str, str], *, source: str = "<embedded defaults>"
+) -> Settings:
+    """Build settings from a parsed TOML document and the environment."""
+    problems: list[str] = []
+    chat_t = _Reader(_table(doc, "chat", problems), "chat", problems)
+    hashtag = chat_t.text("hashtag", "MHChat").lstrip("#")
+    if not hashtag or not hashtag.replace("_", "").isalnum():
+        problems.append(
+            f"[chat] hashtag must be letters, digits or underscores (got {hashtag!r})."
+        )
+    chat = ChatSettings(chat_id=chat_t.text("id", "default"), hashtag=hashtag)
+
+    db_t = _Reader(_table(doc, "database", problems), "database", problems)
+    database = DatabaseSettings(
+        url=db_t.text("url", "sqlite:///var/mhchat.db"), keep_raw=db_t.flag("keep_raw", False)
+    )
+    if database.sqlite_path is None and not database.url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        problems.append(
+            "[database] url must start with sqlite:/// (a file path) or postgresql://"
+            f" (got {database.url!r})."
+        )
+
+    web_t = _Reader(_table(doc, "web", problems), "web", problems)
+    web = WebSettings(
+        host=web_t.text("host", "127.0.0.1"),
+        port=web_t.integer("port", 8080, minimum=0),
+        max_body_bytes=web_t.integer("max_body_bytes", 1024 * 1024, minimum=1024),
+    )
+    if web.port > 65535:
+        problems.append(f"[web] port must be between 0 and 65535 (got {web.port}).")
+
+    bus_t = _Reader(_table(doc, "bus", problems), "bus", problems)
+    bus = BusSettings(
+        capacity=bus_t.integer("capacity", 1000, minimum=1),
+        max_batch=bus_t.integer("max_batch", 500, minimum=1),
+        shutdown_deadline_seconds=bus_t.number("shutdown_deadline_seconds", 10.0),
+    )
+    send_t = _Reader(_table(doc, "sender", problems), "sender", problems)
+    sender = SenderSettings(
+        min_interval_seconds=send_t.number("min_interval_seconds", 1.0),
+        poll_seconds=send_t.number("poll_seconds", 0.5, minimum=0.01),
+    )
+    log_t = _Reader(_table(doc, "logging", problems), "logging", problems)
+    level = log_t.text("level", "info").lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        problems.append(f"[logging] level must be debug, info, warning or error (got {level!r}).")
+        level = "info"
+    json_value = log_t.table.get("json")
+    logging = LogSettings(
+        level=level,
+        json=json_value if isinstance(json_value, bool) else None,
+        include_post_text=log_t.flag("include_post_text", False),
+    )
+
+    modes: dict[Purpose, Mode] = {Purpose.SIGNPOSTING: Mode.APPROVE_FIRST}
+    modes_t = _table(doc, "modes", problems)
+    for key, value in modes_t.items():
+        try:
+            purpose = Purpose(key)
+        except ValueError:
+            problems.append(
+                f"[modes] {key!r} is not an action purpose; use one of"
+                f" {', '.join(p.value for p in Purpose)}."
+            )
+            continue
+        try:
+            modes[purpose] = Mode(value)
+        except ValueError:
+            problems.append(
+                f"[modes] {key} must be auto, approve_first or dry_run (got {value!r})."
+            )
+    if modes.get(Purpose.SIGNPOSTING) is Mode.AUTO:
+        problems.append(
+            "[modes] signposting replies must be approved by a person: use approve_first"
+            " or dry_run."
+        )
+
+    adapters: list[AdapterSettings] = []
+    adapters_t = _table(doc, "adapters", problems)
+    for name, table in adapters_t.items():
+        if not isinstance(table, Mapping):
+            problems.append(f"[adapters.{name}] must be a table of settings.")
+            continue
+        prefix = f"{SECRET_PREFIX}{name.upper()}_"
+        secrets = {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.append(f"[adapters.{name}] enabled must be true or false.")
+            enabled = False
+        options = {k: v for k, v in table.items() if k != "enabled"}
+        adapters.append(
+            AdapterSettings(name=name, enabled=enabled, options=options, secrets=secrets)
+        )
+
+    settings = Settings(
+        chat=chat,
+        database=database,
+        web=web,
+        bus=bus,
+        sender=sender,
+        logging=logging,
+        modes=modes,
+        adapters=tuple(adapters),
+        raw=doc,
+        secrets={k: v for k, v in env.items() if k.startswith(SECRET_PREFIX)},
+        source=source,
+    )
+    for check in _section_checks:
+        problems.extend(check(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (or the embedded defaults) and the environment."""
+    environ = dict(os.environ if env is None else env)
+    if path is None:
+        return parse_settings(tomllib.loads(DEFAULT_CONFIG), environ)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"The configuration file {file} does not exist."]) from None
+    except OSError as exc:
+        raise ConfigError([f"The configuration file {file} cannot be read: {exc.strerror}."]) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{file} is not valid TOML: {exc}."]) from None
+    return parse_settings(doc, environ, source=str(file))

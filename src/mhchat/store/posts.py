@@ -1,0 +1,256 @@
+"""Writing inbound events: posts (deduplicated), edits, deletions, participants, cursors.
+
+One call writes a whole batch in the caller's transaction, with set-based statements
+(``executemany`` and ``IN`` lists), so the cost per event stays close to a raw insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mhchat.adapters import Checkpoint
+from mhchat.events import (
+    AdapterHealthChanged,
+    Event,
+    Post,
+    PostDeleted,
+    PostEdited,
+    PostReceived,
+    RepostSeen,
+)
+from mhchat.store.db import Tx
+
+_POST_COLUMNS = (
+    "chat_id, platform, remote_id, version, author_id, author_handle, author_name, text,"
+    " created_at, received_at, parent_id, parent_version, root_id, root_version, quoted_id,"
+    " hashtags, mentions, links, language, url, is_own, mentions_host, is_bot, raw"
+)
+_POST_MARKS = ", ".join("?" for _ in _POST_COLUMNS.split(","))
+INSERT_POST = (
+    f"INSERT INTO posts ({_POST_COLUMNS}) VALUES ({_POST_MARKS})"  # noqa: S608 - constants
+    " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING"
+)
+
+
+def post_row(chat_id: str, post: Post, received_at: str, *, keep_raw: bool) -> tuple[object, ...]:
+    parent, root = post.reply_parent, post.reply_root
+    return (
+        chat_id,
+        post.platform,
+        post.remote_id,
+        post.version,
+        post.author.author_id,
+        post.author.handle,
+        post.author.display_name,
+        post.text,
+        post.created_at.isoformat(),
+        received_at,
+        parent.remote_id if parent else None,
+        parent.version if parent else None,
+        root.remote_id if root else None,
+        root.version if root else None,
+        post.quoted.remote_id if post.quoted else None,
+        " ".join(post.hashtags),
+        " ".join(post.mentions),
+        " ".join(post.links),
+        post.language,
+        post.url,
+        int(post.is_own),
+        int(post.mentions_host),
+        int(post.is_bot),
+        post.raw if keep_raw else None,
+    )
+
+
+@dataclass(slots=True)
+class StoredBatch:
+    """What one ingest transaction changed, for the handlers that decide actions."""
+
+    chat_id: str
+    now: datetime
+    new_posts: list[Post] = field(default_factory=list)
+    first_timers: set[tuple[str, str]] = field(default_factory=set)
+    """(platform, author_id) whose first-ever post is in ``new_posts``."""
+    edited_posts: list[Post] = field(default_factory=list)
+    deleted: list[PostDeleted] = field(default_factory=list)
+    reposts: list[RepostSeen] = field(default_factory=list)
+    health: list[AdapterHealthChanged] = field(default_factory=list)
+    other: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.new_posts
+            or self.edited_posts
+            or self.deleted
+            or self.reposts
+            or self.health
+            or self.other
+        )
+
+
+def _chunks(items: Sequence[tuple[str, str]], size: int = 400) -> Iterable[Sequence[tuple[str, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _tombstoned(tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(pairs):
+        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
+        params: list[object] = [chat_id]
+        for pair in chunk:
+            params.extend(pair)
+        rows = await tx.fetchall(
+            f"SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND ({cond})",  # noqa: S608
+            params,
+        )
+        found.update((str(r[0]), str(r[1])) for r in rows)
+    return found
+
+
+async def _stored(tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(pairs):
+        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
+        params: list[object] = [chat_id]
+        for pair in chunk:
+            params.extend(pair)
+        rows = await tx.fetchall(
+            f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND ({cond})",  # noqa: S608
+            params,
+        )
+        found.update((str(r[0]), str(r[1])) for r in rows)
+    return found
+
+
+async def _known_authors(
+    tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(pairs):
+        cond = " OR ".join("(platform = ? AND author_id = ?)" for _ in chunk)
+        params: list[object] = [chat_id]
+        for pair in chunk:
+            params.extend(pair)
+        rows = await tx.fetchall(
+            f"SELECT platform, author_id FROM participants WHERE chat_id = ? AND ({cond})",  # noqa: S608
+            params,
+        )
+        found.update((str(r[0]), str(r[1])) for r in rows)
+    return found
+
+
+async def save_events(
+    tx: Tx,
+    *,
+    chat_id: str,
+    events: Sequence[Event],
+    checkpoints: Sequence[tuple[str, Checkpoint]],
+    now: datetime,
+    keep_raw: bool = False,
+) -> StoredBatch:
+    """Store a batch of events and cursors in the caller's transaction."""
+    batch = StoredBatch(chat_id=chat_id, now=now)
+    stamp = now.isoformat()
+    received: dict[tuple[str, str], Post] = {}
+    for event in events:
+        if isinstance(event, PostReceived):
+            key = (event.post.platform, event.post.remote_id)
+            if key in received:
+                batch.duplicates += 1
+            received.setdefault(key, event.post)
+        elif isinstance(event, PostEdited):
+            batch.edited_posts.append(event.post)
+        elif isinstance(event, PostDeleted):
+            batch.deleted.append(event)
+        elif isinstance(event, RepostSeen):
+            batch.reposts.append(event)
+        elif isinstance(event, AdapterHealthChanged):
+            batch.health.append(event)
+        else:
+            batch.other.append(event)
+
+    # Deletions first: a post and its deletion in the same batch must end deleted.
+    if batch.deleted:
+        await tx.executemany(
+            "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+            [(chat_id, d.platform, d.remote_id, d.deleted_at.isoformat()) for d in batch.deleted],
+        )
+        await tx.executemany(
+            "DELETE FROM posts WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            [(chat_id, d.platform, d.remote_id) for d in batch.deleted],
+        )
+
+    if received:
+        keys = list(received)
+        dead = await _tombstoned(tx, chat_id, keys)
+        already = await _stored(tx, chat_id, keys)
+        fresh = [received[k] for k in keys if k not in dead and k not in already]
+        batch.duplicates += len(already)
+        if fresh:
+            await tx.executemany(
+                INSERT_POST, [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in fresh]
+            )
+            batch.new_posts = fresh
+            await _note_participants(tx, chat_id, fresh, stamp, batch)
+
+    for post in batch.edited_posts:
+        changed = await tx.execute(
+            "UPDATE posts SET text = ?, version = ?, edited_at = ?, hashtags = ?, mentions = ?,"
+            " links = ? WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            (
+                post.text,
+                post.version,
+                stamp,
+                " ".join(post.hashtags),
+                " ".join(post.mentions),
+                " ".join(post.links),
+                chat_id,
+                post.platform,
+                post.remote_id,
+            ),
+        )
+        if changed == 0:
+            # An edit of a post we never saw: store it as new (unless it was deleted).
+            if await _tombstoned(tx, chat_id, [(post.platform, post.remote_id)]):
+                continue
+            await tx.execute(INSERT_POST, post_row(chat_id, post, stamp, keep_raw=keep_raw))
+            batch.new_posts.append(post)
+            await _note_participants(tx, chat_id, [post], stamp, batch)
+
+    if checkpoints:
+        await tx.executemany(
+            "INSERT INTO adapter_state (chat_id, platform, key, value, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, key)"
+            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [(chat_id, platform, cp.key, cp.value, stamp) for platform, cp in checkpoints],
+        )
+    return batch
+
+
+async def _note_participants(
+    tx: Tx, chat_id: str, posts: Sequence[Post], stamp: str, batch: StoredBatch
+) -> None:
+    authors: dict[tuple[str, str], Post] = {}
+    for post in sorted(posts, key=lambda p: p.created_at):
+        if post.is_own:
+            continue
+        authors.setdefault((post.platform, post.author.author_id), post)
+    if not authors:
+        return
+    known = await _known_authors(tx, chat_id, list(authors))
+    new = [(k, p) for k, p in authors.items() if k not in known]
+    if not new:
+        return
+    await tx.executemany(
+        "INSERT INTO participants (chat_id, platform, author_id, handle, first_seen_at,"
+        " first_post_id) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
+        [(chat_id, k[0], k[1], p.author.handle, stamp, p.remote_id) for k, p in new],
+    )
+    batch.first_timers.update(k for k, _ in new)

@@ -1,0 +1,1 @@
+"""The aiohttp side: the application that owns the process, health, webhooks, dashboard."""
