@@ -1,0 +1,262 @@
+"""The Facebook page adapter: webhook intake, Graph actions as the page, feed backfill, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from mhchat.actions import Action, Publish, Reply, Repost, Sent, Skipped, Unrepost
+from mhchat.adapters import AdapterContext, Capability, Checkpoint
+from mhchat.errors import AdapterError, AuthExpired, OutcomeUnknown, RateLimited, Unsupported
+from mhchat.events import Health, HealthStatus
+from mhchat_facebook.backfill import FeedPoller
+from mhchat_facebook.config import FacebookConfig
+from mhchat_facebook.graph import GraphClient, object_path
+from mhchat_facebook.mapping import Parsed
+from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint
+
+_SINCE_MARGIN = timedelta(seconds=60)
+"""Overlap of each poll with the last covered time: created_time lags and clocks differ."""
+
+
+class FacebookAdapter:
+    """One Facebook page. Its events arrive by webhook; the feed is polled when they stop."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.INGEST,
+            Capability.PUBLISH,
+            Capability.REPLY,
+            Capability.WEBHOOK,
+            Capability.BACKFILL,
+            Capability.CHECK_OUTCOME,
+        }
+    )
+
+    def __init__(self, ctx: AdapterContext, config: FacebookConfig) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.counters: Counter[str] = Counter()
+        self.graph = GraphClient(http=ctx.http, config=config, clock=ctx.clock, log=ctx.log)
+        self._poller = FeedPoller(
+            graph=self.graph,
+            platform=ctx.platform,
+            page_id=config.page_id,
+            post_lookback=timedelta(seconds=config.post_lookback_seconds),
+        )
+        self._endpoint = WebhookEndpoint(ctx=ctx, config=config, host=self, counters=self.counters)
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+        self._started_at: datetime | None = None
+        self._last_delivery: datetime | None = None
+        self._last_activity: datetime | None = None
+        self._covered_until: datetime | None = None
+        self._token_problem: str | None = None
+        self._graph_problem: str | None = None
+        self._backfill_lock = asyncio.Lock()
+
+    # -- intake host -------------------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        return self._running
+
+    def note_delivery(self, events: int) -> None:
+        now = self.ctx.clock.now()
+        self._last_delivery = now
+        if events:
+            self._last_activity = now
+
+    def webhook_app(self) -> web.Application:
+        return self._endpoint.app()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        self._started_at = self.ctx.clock.now()
+        self._task = asyncio.create_task(self._watch(), name="facebook-feed-watch")
+        self.ctx.log.info("facebook_started", page_id=self.config.page_id)
+
+    async def stop(self) -> None:
+        self._running = False
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch(self) -> None:
+        """Check the token, fill the gap since the last run, then poll when webhooks go quiet."""
+        await self.check_token()
+        await self._guarded(self._catch_up())
+        while True:
+            await self.ctx.clock.sleep(self.config.backfill_check_seconds)
+            since = self.backfill_due()
+            if since is not None:
+                self.counters["quiet_backfills"] += 1
+                await self._guarded(self._backfill_since(since))
+
+    async def _guarded(self, work: Any) -> None:
+        try:
+            await work
+        except AdapterError as exc:
+            self._graph_problem = f"{type(exc).__name__}: {exc}"
+            self.ctx.log.warning("facebook_backfill_failed", error=type(exc).__name__)
+        except Exception:  # the watcher must outlive one bad poll
+            self.ctx.log.exception("facebook_backfill_crashed")
+
+    async def _catch_up(self) -> None:
+        saved = await self.ctx.state.get(ALIVE_KEY)
+        if saved is None:
+            return
+        try:
+            alive_at = datetime.fromisoformat(saved)
+        except ValueError:
+            return
+        now = self.ctx.clock.now()
+        floor = now - timedelta(seconds=self.config.max_catch_up_seconds)
+        await self._backfill_since(max(alive_at - _SINCE_MARGIN, floor))
+
+    def backfill_due(self) -> datetime | None:
+        """The time to poll from when the chat is live and webhooks have been quiet, else None."""
+        now = self.ctx.clock.now()
+        if self._last_activity is None:
+            return None
+        if now - self._last_activity > timedelta(seconds=self.config.live_window_seconds):
+            return None
+        known = [t for t in (self._last_delivery, self._covered_until, self._started_at) if t]
+        covered = max(known) if known else now
+        if now - covered < timedelta(seconds=self.config.quiet_seconds):
+            return None
+        return covered - _SINCE_MARGIN
+
+    # -- backfill ----------------------------------------------------------------------------
+
+    async def backfill(self, since_seconds: float) -> int:
+        """Poll the page feed for what was created in the last ``since_seconds``."""
+        return await self._backfill_since(self.ctx.clock.now() - timedelta(seconds=since_seconds))
+
+    async def _backfill_since(self, since: datetime) -> int:
+        async with self._backfill_lock:
+            started = self.ctx.clock.now()
+            parsed = Parsed()
+            events = await self._poller.collect(since, parsed)
+            for reason, count in parsed.ignored.items():
+                self.counters[f"ignored:{reason}"] += count
+            if events:
+                checkpoint = Checkpoint(key=ALIVE_KEY, value=started.isoformat())
+                await self.ctx.sink.publish(events, checkpoint=checkpoint)
+                self._last_activity = started
+            self._covered_until = started
+            self._graph_problem = None
+            self.counters["backfilled"] += len(events)
+            self.ctx.log.info("facebook_backfill", count=len(events))
+            return len(events)
+
+    # -- token -------------------------------------------------------------------------------
+
+    async def check_token(self) -> Health:
+        """Ask Graph who the token is: it must be the page itself, not a person."""
+        try:
+            me = await self.graph.whoami()
+        except AdapterError as exc:
+            self._graph_problem = f"{type(exc).__name__}: {exc}"
+            return self.health()
+        owner = str(me.get("id", ""))
+        if owner != self.config.page_id:
+            self._token_problem = (
+                "MHCHAT_FACEBOOK_PAGE_ACCESS_TOKEN is not a Page access token for page "
+                f"{self.config.page_id}: it speaks for another account (id {owner or 'unknown'}), "
+                "most likely a user token. Fetch the page's own token with "
+                "GET /{user-id}/accounts and set that instead."
+            )
+            self.ctx.log.error("facebook_wrong_token_kind", page_id=self.config.page_id)
+        else:
+            self._token_problem = None
+            self._graph_problem = None
+        return self.health()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def perform(self, action: Action) -> Sent | Skipped:
+        if isinstance(action, Repost | Unrepost):
+            raise Unsupported(
+                "a Facebook page cannot repost or undo a repost; reply on the page's thread"
+            )
+        if self._token_problem:
+            raise AuthExpired(self._token_problem)
+        now = self.ctx.clock.now()
+        until = self.graph.rate_limited_until
+        if until is not None and until > now:
+            raise RateLimited("Graph rate limit still in force", retry_at=until)
+        if isinstance(action, Publish):
+            path = object_path(self.config.page_id, "feed")
+        else:
+            path = object_path(action.parent.remote_id, "comments")
+        body = await self.graph.post(path, {"message": action.text})
+        remote_id = body.get("id")
+        if not isinstance(remote_id, str) or not remote_id:
+            raise OutcomeUnknown("Graph accepted the write but returned no id")
+        self._last_activity = now
+        self.ctx.log.info("facebook_sent", kind=action.kind, key=action.key, remote_id=remote_id)
+        return Sent(remote_id=remote_id)
+
+    async def check_outcome(self, action: Action) -> Sent | None:
+        """Look for our own text among the page's posts or the parent's comments."""
+        if isinstance(action, Publish):
+            path = object_path(self.config.page_id, "feed")
+            params = {"fields": "id,message,from{id},created_time", "limit": "25"}
+        elif isinstance(action, Reply):
+            path = object_path(action.parent.remote_id, "comments")
+            params = {
+                "fields": "id,message,from{id},created_time",
+                "filter": "toplevel",
+                "order": "reverse_chronological",
+                "limit": "100",
+            }
+        else:
+            return None
+        body = await self.graph.get(path, params)
+        data = body.get("data")
+        for node in data if isinstance(data, list) else []:
+            if not isinstance(node, dict):
+                continue
+            sender = node.get("from")
+            own = isinstance(sender, dict) and str(sender.get("id")) == self.config.page_id
+            if own and node.get("message") == action.text and isinstance(node.get("id"), str):
+                return Sent(remote_id=node["id"])
+        return None
+
+    # -- health ------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        status, detail = self._status()
+        return Health(
+            status=status,
+            detail=detail,
+            budgets=tuple(sorted(self.graph.budgets.items())),
+            counters=tuple(sorted(self.counters.items())),
+        )
+
+    def _status(self) -> tuple[HealthStatus, str]:
+        if not self._running:
+            return HealthStatus.STOPPED, ""
+        problem = self._token_problem or self.graph.auth_problem
+        if problem:
+            return HealthStatus.AUTH_EXPIRED, problem
+        until = self.graph.rate_limited_until
+        if until is not None and until > self.ctx.clock.now():
+            return HealthStatus.RATE_LIMITED, f"Graph rate limit until {until.isoformat()}"
+        if self._graph_problem:
+            return HealthStatus.DEGRADED, self._graph_problem
+        if self.backfill_due() is not None:
+            return HealthStatus.DEGRADED, "webhooks are quiet during the chat: polling the feed"
+        return HealthStatus.OK, ""
