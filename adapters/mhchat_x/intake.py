@@ -1,0 +1,80 @@
+"""Where parsed events leave the adapter, and the since_id cursor that travels with them.
+
+The cursor is the newest post id stored. It is saved only in the same sink call as the events
+it covers. While a search backfill is filling a gap, stream events go out without the cursor
+(their ids are newer than the gap); the backfill's last page then carries the highest id of both,
+so a crash mid-backfill never skips the gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from mhchat.adapters import Checkpoint, EventSink
+from mhchat.events import Event, PostDeleted, PostEdited, PostReceived, RepostSeen
+from mhchat_x.mapping import newer_id
+from mhchat_x.status import HealthBoard
+
+CURSOR_KEY = "since_id"
+
+
+class Intake:
+    def __init__(self, sink: EventSink, board: HealthBoard, since_id: str | None) -> None:
+        self.sink = sink
+        self.board = board
+        self.since_id = since_id
+        self._holds = 0
+        self._pending: str | None = None
+        self.recent: dict[str, tuple[str, datetime]] = {}
+        """Ids to look up for deletion: lookup id -> (stored remote id, when seen)."""
+
+    def _count(self, events: Sequence[Event], now: datetime) -> None:
+        for event in events:
+            if isinstance(event, PostReceived | PostEdited):
+                post = event.post
+                self.recent[post.version or post.remote_id] = (post.remote_id, now)
+                self.board.bump("posts_edited" if isinstance(event, PostEdited) else "posts")
+            elif isinstance(event, RepostSeen):
+                self.board.bump("reposts_seen")
+            elif isinstance(event, PostDeleted):
+                self.board.bump("deletions")
+
+    def hold(self) -> None:
+        """A backfill starts: stream events stop moving the cursor until it ends."""
+        self._holds += 1
+
+    async def release(self, newest: str | None, events: Sequence[Event], now: datetime) -> None:
+        """A backfill ends (successfully): publish its last page with the combined cursor."""
+        self._holds = max(0, self._holds - 1)
+        newest = newer_id(newest, self._pending)
+        if self._holds == 0:
+            self._pending = None
+        await self._publish(events, newest, now)
+
+    def abandon(self) -> None:
+        """A backfill failed: keep the cursor where it was, so the next one covers the gap."""
+        self._holds = max(0, self._holds - 1)
+
+    async def emit(self, events: Sequence[Event], newest: str | None, now: datetime) -> None:
+        """Stream or poll events; the cursor moves with them unless a backfill holds it."""
+        if self._holds:
+            self._pending = newer_id(self._pending, newest)
+            await self._publish(events, None, now)
+        else:
+            await self._publish(events, newest, now)
+
+    async def emit_uncursored(self, events: Sequence[Event], now: datetime) -> None:
+        await self._publish(events, None, now)
+
+    async def _publish(self, events: Sequence[Event], newest: str | None, now: datetime) -> None:
+        checkpoint = None
+        advanced = newer_id(self.since_id, newest)
+        if newest is not None and advanced != self.since_id:
+            checkpoint = Checkpoint(key=CURSOR_KEY, value=str(advanced))
+        if not events and checkpoint is None:
+            return
+        await self.sink.publish(list(events), checkpoint=checkpoint)
+        if checkpoint is not None:
+            self.since_id = advanced
+        self._count(events, now)
