@@ -1,0 +1,76 @@
+"""Handles for DIDs: Jetstream and the firehose carry only the author's DID.
+
+Lookups are batched (app.bsky.actor.getProfiles takes 25 actors), cached, bounded in time, and
+never fatal: when the appview cannot answer, the DID stands in for the handle and the lookup is
+not retried for a minute, so the stream is never held up by one author.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+
+from atproto_client import models  # type: ignore[import-untyped]
+
+from mhchat.clock import Clock
+from mhchat.errors import AdapterError
+
+from .client import BlueskyClient
+from .mapping import Profile, profile_from_view
+
+_BATCH = 25
+_RETRY_AFTER = timedelta(seconds=60)
+
+
+class ProfileCache:
+    """A bounded LRU of DID -> Profile, filled in batches."""
+
+    def __init__(
+        self, client: BlueskyClient, clock: Clock, *, timeout: float, size: int = 5000
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._timeout = timeout
+        self._size = size
+        self._known: OrderedDict[str, Profile] = OrderedDict()
+        self._failed_until: datetime | None = None
+        self.failures = 0
+
+    def get(self, did: str) -> Profile:
+        found = self._known.get(did)
+        if found is None:
+            return Profile(handle=did)
+        self._known.move_to_end(did)
+        return found
+
+    def put(self, did: str, profile: Profile) -> None:
+        self._known[did] = profile
+        self._known.move_to_end(did)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+    async def resolve(self, dids: Iterable[str]) -> None:
+        """Look up the DIDs not yet known, in batches, within the timeout."""
+        missing = list(dict.fromkeys(d for d in dids if d not in self._known))
+        if not missing:
+            return
+        if self._failed_until is not None and self._clock.now() < self._failed_until:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                for start in range(0, len(missing), _BATCH):
+                    chunk = missing[start : start + _BATCH]
+                    params = models.AppBskyActorGetProfiles.Params(actors=chunk)
+                    answer = await self._client.call(
+                        "getProfiles",
+                        partial(self._client.sdk.app.bsky.actor.get_profiles, params),
+                    )
+                    for view in answer.profiles:
+                        data = models.get_model_as_dict(view)
+                        self.put(str(data["did"]), profile_from_view(data))
+        except (AdapterError, TimeoutError):
+            self.failures += 1
+            self._failed_until = self._clock.now() + _RETRY_AFTER
