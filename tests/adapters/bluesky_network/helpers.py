@@ -1,0 +1,77 @@
+"""Small helpers shared by the real-network tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from atproto import client_utils, models  # type: ignore[import-untyped]
+
+RECORDED_JETSTREAM = "jetstream-derived.jsonl"
+
+T = TypeVar("T")
+
+
+def payloads_dir() -> Path:
+    """The recorded payloads, in the shared/ folder beside the checkout."""
+    folder = Path(__file__).resolve().parents[4] / "shared" / "payloads" / "bluesky"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: shared/ must lie beside the checkout")
+    return folder
+
+
+def recorded_jetstream() -> list[dict[str, Any]]:
+    lines = (payloads_dir() / RECORDED_JETSTREAM).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def rkey(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def tagged(prefix: str, tag: str = "MHChat", suffix: str = "") -> Any:
+    """Text with a real tag facet, built by the SDK's TextBuilder."""
+    builder = client_utils.TextBuilder().text(prefix).tag(f"#{tag}", tag)
+    if suffix:
+        builder.text(suffix)
+    return builder
+
+
+def strong_ref(uri: str, cid: str) -> Any:
+    return models.ComAtprotoRepoStrongRef.Main(uri=uri, cid=cid)
+
+
+def reply_ref(root: Any, parent: Any) -> Any:
+    return models.AppBskyFeedPost.ReplyRef(root=root, parent=parent)
+
+
+async def get_record(pds_url: str, uri: str) -> dict[str, Any]:
+    """The stored record as the PDS returns it (plain JSON, no SDK models)."""
+    _, _, rest = uri.partition("at://")
+    repo, collection, key = rest.split("/")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{pds_url}/xrpc/com.atproto.repo.getRecord",
+            params={"repo": repo, "collection": collection, "rkey": key},
+        ) as resp,
+    ):
+        body: dict[str, Any] = await resp.json()
+        assert resp.status == 200, body
+        return body
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 10.0, every: float = 0.1
+) -> T:
+    """Call ``probe`` until it returns something other than None/False (appview indexing)."""
+    async with asyncio.timeout(within):
+        while True:
+            value = await probe()
+            if value:
+                return value
+            await asyncio.sleep(every)
