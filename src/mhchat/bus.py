@@ -107,6 +107,10 @@ class EventBus:
         for _ in range(n):
             self._queue.task_done()
 
+    async def join(self) -> None:
+        """Wait until every enqueued envelope has been processed (stored or failed)."""
+        await self._queue.join()
+
     def drain_nowait(self) -> list[Envelope]:
         items: list[Envelope] = []
         while not self._queue.empty():

@@ -120,14 +120,17 @@ class SqliteDatabase:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield _SqliteTx(self._writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Cancellation can land after BEGIN ran in aiosqlite's thread: roll back
+                # whatever is open, shielded so the connection is never left mid-transaction.
+                if self._writer.in_transaction:
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
                 raise
             else:
-                await self._writer.execute("COMMIT")
+                await asyncio.shield(self._writer.execute("COMMIT"))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -136,18 +139,19 @@ class SqliteDatabase:
                 yield _SqliteTx(self._reader)
             return
         async with self._read_lock:
-            await self._reader.execute("BEGIN")
             try:
+                await self._reader.execute("BEGIN")
                 yield _SqliteTx(self._reader)
             finally:
-                await self._reader.execute("COMMIT")
+                if self._reader.in_transaction:
+                    await asyncio.shield(self._reader.execute("COMMIT"))
 
     async def run_script(self, sql: str, version_row: Params) -> None:
         async with self._write_lock:
             # executescript would COMMIT first; run the statements one by one inside our own
             # transaction instead so a failing migration leaves no partial schema.
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 for statement in split_sql(sql):
                     await self._writer.execute(statement)
                 await self._writer.execute(
@@ -156,7 +160,8 @@ class SqliteDatabase:
                     version_row,
                 )
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
                 raise
             else:
                 await self._writer.execute("COMMIT")

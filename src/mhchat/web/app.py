@@ -31,6 +31,7 @@ from mhchat.events import PlatformName
 from mhchat.ingest import IngestWorker
 from mhchat.runtime import AdapterSlot, Component, DbState, Runtime
 from mhchat.sender import Sender, recover
+from mhchat.store.chats import ensure_chat
 from mhchat.store.migrate import migrate
 from mhchat.store.open import open_database
 from mhchat.web import health
@@ -161,12 +162,7 @@ async def build_app(
             log.info("schema_ready", version=report.current, applied=list(report.applied))
             runtime.controls = Controls(db, settings.chat.chat_id, settings.modes)
             await runtime.controls.load()
-            async with db.write() as tx:
-                await tx.execute(
-                    "INSERT INTO chats (chat_id, hashtag, created_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (chat_id) DO NOTHING",
-                    (settings.chat.chat_id, settings.chat.hashtag, clock.now().isoformat()),
-                )
+            await ensure_chat(db, settings.chat.chat_id, settings.chat.hashtag, clock.now())
             unknown = await recover(db, clock)
             if unknown:
                 log.warning("actions_with_unknown_outcome", count=len(unknown))
@@ -193,8 +189,7 @@ async def build_app(
         runtime.bus.close()
         try:
             async with asyncio.timeout(settings.bus.shutdown_deadline_seconds):
-                while runtime.bus.depth:
-                    await asyncio.sleep(0.02)
+                await runtime.bus.join()
         except TimeoutError:
             log.warning("shutdown_deadline_passed", left_in_queue=runtime.bus.depth)
         await _cancel(runtime, "ingest")
