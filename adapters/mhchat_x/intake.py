@@ -28,6 +28,7 @@ class Intake:
         self._pending: str | None = None
         self.recent: dict[str, tuple[str, datetime]] = {}
         """Ids to look up for deletion: lookup id -> (stored remote id, when seen)."""
+        self._reposts: set[str] = set()
 
     def _count(self, events: Sequence[Event], now: datetime) -> None:
         for event in events:
@@ -67,7 +68,25 @@ class Intake:
     async def emit_uncursored(self, events: Sequence[Event], now: datetime) -> None:
         await self._publish(events, None, now)
 
+    def _fresh(self, events: Sequence[Event]) -> list[Event]:
+        """Drop what this process already delivered (a gap fill overlaps the stream)."""
+        fresh: list[Event] = []
+        for event in events:
+            if isinstance(event, PostReceived | PostEdited):
+                key = event.post.version or event.post.remote_id
+                if key in self.recent:
+                    self.board.bump("duplicates_dropped")
+                    continue
+            elif isinstance(event, RepostSeen):
+                if event.remote_id in self._reposts:
+                    self.board.bump("duplicates_dropped")
+                    continue
+                self._reposts.add(event.remote_id)
+            fresh.append(event)
+        return fresh
+
     async def _publish(self, events: Sequence[Event], newest: str | None, now: datetime) -> None:
+        events = self._fresh(events)
         checkpoint = None
         advanced = newer_id(self.since_id, newest)
         if newest is not None and advanced != self.since_id:
