@@ -146,6 +146,14 @@ class BlueskyClient:
         await self.sdk.login(session_string=saved["session"], fetch_bsky_profile=False)
         return True
 
+    async def ensure_session(self) -> str:
+        """The host's DID, logging in first if there is no session yet."""
+        if self.did is None:
+            await self._login()
+        if self.did is None:  # pragma: no cover - login sets it through the session callback
+            raise AuthExpired("no Bluesky session")
+        return self.did
+
     async def _login(self) -> None:
         if self._password_refused:
             raise AuthExpired(self.auth_problem or "Bluesky refused the app password")

@@ -15,7 +15,7 @@ from atproto_client import models  # type: ignore[import-untyped]
 
 from mhchat.actions import Action, Publish, Reply, Repost, Sent, Skipped, Unrepost
 from mhchat.clock import Clock
-from mhchat.errors import AuthExpired, PermanentFailure
+from mhchat.errors import PermanentFailure
 
 from .client import BlueskyClient
 from .config import BlueskyConfig
@@ -36,10 +36,8 @@ class Writer:
         self._clock = clock
         self._handles: dict[str, str | None] = {}
 
-    def _did(self) -> str:
-        if self._client.did is None:
-            raise AuthExpired(self._client.auth_problem or "not logged in to Bluesky")
-        return self._client.did
+    async def _did(self) -> str:
+        return await self._client.ensure_session()
 
     # ------------------------------------------------------------------ reads
 
@@ -79,7 +77,7 @@ class Writer:
         cursor = None
         for _ in range(pages):
             params = models.ComAtprotoRepoListRecords.Params(
-                repo=self._did(), collection=collection, limit=_OUTCOME_SCAN, cursor=cursor
+                repo=await self._did(), collection=collection, limit=_OUTCOME_SCAN, cursor=cursor
             )
             answer = await self._client.call(
                 "listRecords", partial(self._client.sdk.com.atproto.repo.list_records, params)
@@ -97,7 +95,7 @@ class Writer:
 
     async def _create(self, collection: str, record: Mapping[str, Any], what: str) -> str:
         data = models.ComAtprotoRepoCreateRecord.Data(
-            repo=self._did(), collection=collection, record=dict(record)
+            repo=await self._did(), collection=collection, record=dict(record)
         )
         answer = await self._client.call(
             what, lambda: self._client.sdk.com.atproto.repo.create_record(data), write="create"
@@ -153,7 +151,7 @@ class Writer:
             did, collection, rkey = split_uri(repost_uri)
         except MalformedRecord as exc:
             raise PermanentFailure(str(exc)) from exc
-        if did != self._did() or collection != REPOST:
+        if did != await self._did() or collection != REPOST:
             raise PermanentFailure(f"{repost_uri} is not a repost record of the host account")
         data = models.ComAtprotoRepoDeleteRecord.Data(repo=did, collection=REPOST, rkey=rkey)
         await self._client.call(

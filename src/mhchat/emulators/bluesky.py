@@ -407,6 +407,11 @@ class BlueskyEmulator:
     def record(self, uri: str) -> StoredRecord | None:
         return self._records.get(uri)
 
+    @property
+    def stream_position(self) -> int:
+        """``time_us`` of the newest event on the Jetstream log (0 when empty)."""
+        return self._log[-1].time_us if self._log else 0
+
     def calls(self, nsid: str) -> int:
         return sum(1 for r in self.requests if r.nsid == nsid)
 

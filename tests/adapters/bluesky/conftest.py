@@ -10,13 +10,13 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from mhchat_bluesky import BlueskyAdapter, create
 
 from mhchat.adapters import AdapterContext, ChatInfo
 from mhchat.clock import Clock, SystemClock
 from mhchat.emulators.bluesky import BlueskyEmulator
 from mhchat.events import PlatformName
 from mhchat.testing import MemoryState, RecordingSink
+from mhchat_bluesky import BlueskyAdapter, create
 
 BLUESKY = PlatformName("bluesky")
 HOST = "mhchathost.test"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from tests.adapters.bluesky.conftest import BLUESKY, PASSWORD, World
 
 from mhchat.actions import Action, Publish, Purpose
 from mhchat.emulators.bluesky import BlueskyEmulator
 from mhchat.testing import AdapterContract, ContractHarness
 from mhchat_bluesky import create
-from tests.adapters.bluesky.conftest import BLUESKY, PASSWORD, World
 
 _keys = itertools.count(1)
 
