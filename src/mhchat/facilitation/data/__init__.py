@@ -1,0 +1,1 @@
+"""Packaged data: the example questions file, reply templates and the crisis lexicon."""

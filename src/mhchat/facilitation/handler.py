@@ -1,0 +1,583 @@
+"""The facilitation step of ingest: triage, threads, requests, reposts, welcomes, signposting.
+
+Runs inside the ingest write transaction for each stored batch. The work is set-based: one
+classifier call, a handful of ``IN`` queries and ``executemany`` writes per batch, whatever its
+size. Every decision goes to the ledger with its reason; every post that is not amplified gets
+a note saying why.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mhchat.actions import Purpose, Reply, Repost
+from mhchat.config import Settings
+from mhchat.events import PlatformName, Post, PostRef, RemoteId
+from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
+from mhchat.facilitation.formatting import fit
+from mhchat.facilitation.link_store import SqlLinks, chunks
+from mhchat.facilitation.reposts import Candidate, first_round, reason_for
+from mhchat.facilitation.requests import Request, detect
+from mhchat.facilitation.schedule import Phase, Schedule, Session
+from mhchat.facilitation.sessions_store import ensure_session
+from mhchat.facilitation.settings import FacilitationSettings, facilitation_settings
+from mhchat.facilitation.templates import Templates, load_templates
+from mhchat.facilitation.threads import Link, PostKey, apply_batch, tag_for
+from mhchat.facilitation.triage.classifier import Triage, TriageInput, TriageResult, Verdict
+from mhchat.facilitation.triage.lexicon import load_lexicon
+from mhchat.facilitation.triage.signposting import help_lines_text, regions_for
+from mhchat.ledger import Decision, Mode, record
+from mhchat.store.db import Tx
+from mhchat.store.posts import StoredBatch
+
+Author = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _Status:
+    opted_out: bool = False
+    blocked: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class _View:
+    """What one batch's decisions are made from."""
+
+    batch: StoredBatch
+    verdicts: dict[PostKey, TriageResult]
+    sessions: dict[PostKey, Session | None]
+    grouped: dict[PostKey, Link]
+    status: dict[Author, _Status]
+    forget: set[Author]
+    first_posts: dict[Author, Post]
+    notes: dict[PostKey, str]
+
+
+def key_of(post: Post) -> PostKey:
+    return (post.platform, post.remote_id)
+
+
+def build_triage(settings: FacilitationSettings) -> Triage:
+    safety = settings.safety
+    return Triage(
+        load_lexicon(safety.lexicon),
+        abuse_threshold=safety.abuse_threshold,
+        max_links=safety.max_links,
+        repeat_limit=safety.repeat_limit,
+    )
+
+
+class FacilitationHandler:
+    """``BatchHandler`` for the facilitation rules."""
+
+    name = "facilitation"
+
+    def __init__(
+        self,
+        settings: FacilitationSettings,
+        *,
+        modes: Mapping[Purpose, Mode],
+        triage: Triage | None = None,
+        templates: Templates | None = None,
+    ) -> None:
+        self.settings = settings
+        self.schedule = Schedule(settings.schedule)
+        self.triage = triage or build_triage(settings)
+        self.templates = templates or load_templates(settings.welcomes.templates)
+        self.modes = dict(modes)
+        self._help_regions = {line.region for line in settings.safety.help_lines}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FacilitationHandler:
+        return cls(facilitation_settings(settings), modes=settings.modes)
+
+    async def handle(self, tx: Tx, batch: StoredBatch) -> None:
+        decisions: list[Decision] = []
+        if batch.deleted:
+            decisions += await honour_deletions(
+                tx,
+                chat_id=batch.chat_id,
+                deleted=[(d.platform, d.remote_id) for d in batch.deleted],
+                now=batch.now,
+            )
+        if batch.new_posts:
+            decisions += await self._on_new(tx, batch)
+        if batch.edited_posts:
+            decisions += await self._on_edits(tx, batch)
+        if decisions:
+            await record(
+                tx, chat_id=batch.chat_id, decisions=decisions, modes=self.modes, now=batch.now
+            )
+
+    # -- new posts -------------------------------------------------------------------------
+
+    async def _on_new(self, tx: Tx, batch: StoredBatch) -> list[Decision]:
+        chat_id, now = batch.chat_id, batch.now
+        posts = batch.new_posts
+        others = [p for p in posts if not p.is_own]
+        verdicts = self._classify(others)
+        sessions: dict[PostKey, Session | None] = {
+            key_of(p): self.schedule.session_at(p.created_at) for p in posts
+        }
+        for session in {s.session_id: s for s in sessions.values() if s is not None}.values():
+            await ensure_session(tx, chat_id, session, zone=self.settings.schedule.zone, now=now)
+
+        grouped = {
+            link.key: link
+            for link in await apply_batch([_link(p) for p in posts], SqlLinks(tx, chat_id))
+        }
+        status = await self._statuses(
+            tx, chat_id, {(p.platform, p.author.author_id) for p in others}
+        )
+        forget = await self._requests(tx, chat_id, others, status)
+
+        notes: dict[PostKey, str] = {}
+        decisions: list[Decision] = []
+        flags: list[tuple[object, ...]] = []
+        retention = self.settings.safety.flag_retention_days
+        expires = (now + _days(retention)).isoformat()
+        for post in others:
+            key = key_of(post)
+            verdict = verdicts[key]
+            if verdict.verdict is Verdict.OK:
+                continue
+            found = sessions[key]
+            signpost_key = None
+            if verdict.verdict is Verdict.CRISIS:
+                signpost = self._signposting(post, verdict)
+                signpost_key = signpost.action.key
+                decisions.append(signpost)
+            flags.append(
+                (
+                    chat_id,
+                    post.platform,
+                    post.remote_id,
+                    found.session_id if found is not None else None,
+                    verdict.verdict.value,
+                    verdict.reason,
+                    verdict.score,
+                    signpost_key,
+                    now.isoformat(),
+                    expires,
+                )
+            )
+            notes[key] = f"not amplified: {verdict.reason}"
+        if flags:
+            await tx.executemany(
+                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category, reason,"
+                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
+                flags,
+            )
+
+        view = _View(
+            batch=batch,
+            verdicts=verdicts,
+            sessions=sessions,
+            grouped=grouped,
+            status=status,
+            forget=forget,
+            first_posts=_first_posts(others, batch.first_timers),
+            notes=notes,
+        )
+        decisions += await self._reposts(tx, view, others)
+        decisions += await self._welcomes(tx, view)
+
+        await tx.executemany(
+            "UPDATE posts SET session_id = ?, triage = ?, note = ? WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            [
+                (
+                    s.session_id if (s := sessions[key_of(p)]) else None,
+                    verdicts[key_of(p)].verdict.value if not p.is_own else None,
+                    notes.get(key_of(p)),
+                    chat_id,
+                    p.platform,
+                    p.remote_id,
+                )
+                for p in posts
+            ],
+        )
+        for platform, author_id in sorted(forget):
+            decisions += await forget_person(
+                tx, chat_id=chat_id, platform=platform, author_id=author_id, now=now
+            )
+        return decisions
+
+    def _classify(self, posts: Sequence[Post]) -> dict[PostKey, TriageResult]:
+        results = self.triage.classify_many(
+            [
+                TriageInput(
+                    text=p.text,
+                    author=(p.platform, p.author.author_id),
+                    links=len(p.links) if p.links else None,
+                    at=p.created_at,
+                )
+                for p in posts
+            ]
+        )
+        return {key_of(p): r for p, r in zip(posts, results, strict=True)}
+
+    async def _statuses(self, tx: Tx, chat_id: str, authors: set[Author]) -> dict[Author, _Status]:
+        found: dict[Author, _Status] = {
+            a: _Status(blocked=a in self.settings.safety.blocklist) for a in authors
+        }
+        for chunk in chunks(sorted(authors)):
+            cond = " OR ".join("(platform = ? AND author_id = ?)" for _ in chunk)
+            params: list[object] = [chat_id]
+            for pair in chunk:
+                params.extend(pair)
+            rows = await tx.fetchall(
+                f"SELECT platform, author_id, opted_out, blocked FROM participants WHERE chat_id = ? AND ({cond})",  # noqa: S608
+                params,
+            )
+            for row in rows:
+                status = found[(str(row[0]), str(row[1]))]
+                status.opted_out = bool(row[2])
+                status.blocked = status.blocked or bool(row[3])
+        return found
+
+    async def _requests(
+        self, tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, _Status]
+    ) -> set[Author]:
+        """Apply opt-out / opt-in requests; return the people who asked to be forgotten."""
+        asked = [(p, r) for p in posts if (r := detect(p.text)) is not None]
+        if not asked:
+            return set()
+        parents = {
+            (p.platform, p.reply_parent.remote_id)
+            for p, _ in asked
+            if p.reply_parent and not p.mentions_host
+        }
+        own_parents: set[PostKey] = set()
+        for chunk in chunks(sorted(parents)):
+            cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
+            params: list[object] = [chat_id]
+            for pair in chunk:
+                params.extend(pair)
+            rows = await tx.fetchall(
+                f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND ({cond})",  # noqa: S608
+                params,
+            )
+            own_parents.update((str(r[0]), str(r[1])) for r in rows)
+        forget: set[Author] = set()
+        for post, request in sorted(asked, key=lambda pr: pr[0].created_at):
+            addressed = post.mentions_host or (
+                post.reply_parent is not None
+                and (post.platform, post.reply_parent.remote_id) in own_parents
+            )
+            if not addressed:
+                continue
+            author = (post.platform, post.author.author_id)
+            if request is Request.FORGET:
+                forget.add(author)
+                continue
+            opted_out = request is Request.NO_REPOST
+            status[author].opted_out = opted_out
+            await tx.execute(
+                "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND author_id = ?",
+                (int(opted_out), chat_id, *author),
+            )
+        return forget
+
+    def _why_not(
+        self,
+        post: Post,
+        verdict: TriageResult,
+        session: Session | None,
+        status: _Status,
+        forgotten: bool,
+    ) -> str | None:
+        if forgotten:
+            return "not amplified: the author asked us to forget them"
+        if verdict.verdict is not Verdict.OK:
+            return f"not amplified: {verdict.reason}"
+        if status.blocked:
+            return "not amplified: the author is on the blocklist"
+        if status.opted_out:
+            return "not amplified: the author asked not to be reposted"
+        if post.is_bot:
+            return "not amplified: the platform labels the author as automated"
+        if session is None or session.phase(post.created_at) is Phase.IDLE:
+            return "not amplified: posted outside chat hours"
+        if not self.settings.reposts.enabled:
+            return "not amplified: reposts are turned off"
+        return None
+
+    async def _reposts(self, tx: Tx, view: _View, posts: Sequence[Post]) -> list[Decision]:
+        batch, notes = view.batch, view.notes
+        groups: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+        closes: dict[str, Session] = {}
+        for post in posts:
+            key = key_of(post)
+            author = (post.platform, post.author.author_id)
+            session = view.sessions[key]
+            why = self._why_not(
+                post, view.verdicts[key], session, view.status[author], author in view.forget
+            )
+            if why is not None:
+                notes.setdefault(key, why)
+                continue
+            assert session is not None
+            closes[session.session_id] = session
+            link = view.grouped.get(key)
+            groups[(session.session_id, post.platform)].append(
+                Candidate(
+                    platform=post.platform,
+                    remote_id=post.remote_id,
+                    version=post.version,
+                    author=author,
+                    created_at=post.created_at,
+                    is_answer=link is not None and link.question is not None,
+                    is_first_post=view.first_posts.get(author) is post,
+                    session_id=session.session_id,
+                )
+            )
+        decisions: list[Decision] = []
+        for (session_id, platform), candidates in groups.items():
+            budget = self.settings.reposts.budget.for_platform(platform)
+            used_row = await tx.fetchone(
+                "SELECT COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ? AND platform = ?",
+                (batch.chat_id, session_id, platform),
+            )
+            used = int(used_row[0]) if used_row else 0
+            authors = sorted({c.author[1] for c in candidates})
+            counts: dict[Author, int] = {}
+            for start in range(0, len(authors), 300):
+                part = authors[start : start + 300]
+                marks = ", ".join("?" for _ in part)
+                rows = await tx.fetchall(
+                    "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ?"
+                    f" AND platform = ? AND author_id IN ({marks}) GROUP BY author_id",  # noqa: S608
+                    [batch.chat_id, session_id, platform, *part],
+                )
+                counts.update(((platform, str(r[0])), int(r[1])) for r in rows)
+            chosen = first_round(candidates, counts, budget - used)
+            chosen_keys = {c.remote_id for c in chosen}
+            for c in candidates:
+                if c.remote_id in chosen_keys:
+                    continue
+                if counts.get(c.author, 0) > 0 or any(o.author == c.author for o in chosen):
+                    why = "waiting: this participant was already reposted this session; more reposts after the live hour, fairly"
+                else:
+                    why = f"not reposted: the {platform} repost budget for this session is spent ({budget})"
+                notes.setdefault((c.platform, c.remote_id), why)
+            if not chosen:
+                continue
+            await tx.executemany(
+                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id, remote_id, round,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+                [
+                    (
+                        batch.chat_id,
+                        session_id,
+                        platform,
+                        c.author[1],
+                        c.remote_id,
+                        batch.now.isoformat(),
+                    )
+                    for c in chosen
+                ],
+            )
+            session = closes[session_id]
+            for i, c in enumerate(chosen):
+                decisions.append(repost_decision(c, session, reason_for(c, 1, used + i, budget)))
+                notes[(c.platform, c.remote_id)] = "reposted: " + reason_for(
+                    c, 1, used + i, budget
+                )
+        return decisions
+
+    async def _welcomes(self, tx: Tx, view: _View) -> list[Decision]:
+        batch, first_posts = view.batch, view.first_posts
+        if not self.settings.welcomes.enabled or not first_posts:
+            return []
+        decisions: list[Decision] = []
+        used: dict[tuple[str, str], int] = {}
+        hashtag = self.settings.hashtag
+        for author, post in sorted(first_posts.items(), key=lambda item: item[1].created_at):
+            key = key_of(post)
+            session = view.sessions[key]
+            st = view.status[author]
+            if (
+                session is None
+                or author in view.forget
+                or st.blocked
+                or post.is_bot
+                or view.verdicts[key].verdict is not Verdict.OK
+            ):
+                continue
+            slot = (session.session_id, post.platform)
+            if slot not in used:
+                row = await tx.fetchone(
+                    "SELECT COUNT(*) FROM welcomes WHERE chat_id = ? AND session_id = ? AND platform = ?",
+                    (batch.chat_id, *slot),
+                )
+                used[slot] = int(row[0]) if row else 0
+            budget = self.settings.welcomes.budget.for_platform(post.platform)
+            if used[slot] >= budget:
+                continue
+            changed = await tx.execute(
+                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id, decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
+                (
+                    batch.chat_id,
+                    post.platform,
+                    post.author.author_id,
+                    session.session_id,
+                    post.remote_id,
+                    batch.now.isoformat(),
+                ),
+            )
+            if changed == 0:
+                continue
+            used[slot] += 1
+            reason = (
+                f"first post ever with #{hashtag} from this {post.platform} account: one welcome with the"
+                f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform} this session)"
+            )
+            if not post.mentions_host:
+                reason += "; the post does not mention the host, so a platform that requires it (X) will skip this reply"
+            decisions.append(
+                Decision(
+                    action=Reply(
+                        key=f"welcome:{post.platform}:{post.author.author_id}:{session.session_id}",
+                        platform=post.platform,
+                        purpose=Purpose.WELCOME,
+                        text=fit(
+                            self.templates.render_welcome(
+                                handle=post.author.handle, hashtag=hashtag
+                            ),
+                            hashtag,
+                            post.platform,
+                        ),
+                        parent=post.ref,
+                        root=post.reply_root or post.ref,
+                        parent_author_id=post.author.author_id,
+                        parent_mentions_host=post.mentions_host,
+                        not_after=session.closes_at,
+                    ),
+                    reason=reason,
+                )
+            )
+        return decisions
+
+    def _signposting(self, post: Post, verdict: TriageResult) -> Decision:
+        safety = self.settings.safety
+        regions = regions_for(post.text, safety.regions, self._help_regions)
+        text = self.templates.render_signposting(
+            handle=post.author.handle,
+            hashtag=self.settings.hashtag,
+            help_lines=help_lines_text(safety.help_lines, regions),
+        )
+        mode = (
+            Mode.DRY_RUN
+            if self.modes.get(Purpose.SIGNPOSTING) is Mode.DRY_RUN
+            else Mode.APPROVE_FIRST
+        )
+        return Decision(
+            action=Reply(
+                key=f"signpost:{post.platform}:{post.remote_id}",
+                platform=post.platform,
+                purpose=Purpose.SIGNPOSTING,
+                text=text,
+                parent=post.ref,
+                root=post.reply_root or post.ref,
+                parent_author_id=post.author.author_id,
+                parent_mentions_host=post.mentions_host,
+            ),
+            reason=(
+                f"{verdict.reason}; signposting reply prepared ({', '.join(r.upper() for r in regions)})"
+                " for a facilitator to approve; the post stays visible and is never reposted"
+            ),
+            mode=mode,
+        )
+
+    # -- edits -----------------------------------------------------------------------------
+
+    async def _on_edits(self, tx: Tx, batch: StoredBatch) -> list[Decision]:
+        fresh = {key_of(p) for p in batch.new_posts}
+        edited = [p for p in batch.edited_posts if not p.is_own and key_of(p) not in fresh]
+        if not edited:
+            return []
+        verdicts = self._classify(edited)
+        decisions: list[Decision] = []
+        expires = (batch.now + _days(self.settings.safety.flag_retention_days)).isoformat()
+        for post in edited:
+            verdict = verdicts[key_of(post)]
+            await tx.execute(
+                "UPDATE posts SET triage = ? WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+                (verdict.verdict.value, batch.chat_id, post.platform, post.remote_id),
+            )
+            if verdict.verdict is Verdict.OK:
+                continue
+            signpost = (
+                self._signposting(post, verdict) if verdict.verdict is Verdict.CRISIS else None
+            )
+            session = self.schedule.session_at(post.created_at)
+            await tx.execute(
+                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category, reason,"
+                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
+                (
+                    batch.chat_id,
+                    post.platform,
+                    post.remote_id,
+                    session.session_id if session else None,
+                    verdict.verdict.value,
+                    verdict.reason,
+                    verdict.score,
+                    signpost.action.key if signpost else None,
+                    batch.now.isoformat(),
+                    expires,
+                ),
+            )
+            decisions += await undo_actions_about(
+                tx,
+                chat_id=batch.chat_id,
+                platform=post.platform,
+                remote_id=post.remote_id,
+                why=f"the post was edited and is now flagged ({verdict.verdict.value})",
+                now=batch.now,
+            )
+            if signpost is not None:
+                decisions.append(signpost)
+        return decisions
+
+
+def repost_decision(c: Candidate, session: Session, reason: str) -> Decision:
+    return Decision(
+        action=Repost(
+            key=c.key,
+            platform=PlatformName(c.platform),
+            purpose=Purpose.REPOST,
+            target=PostRef(remote_id=RemoteId(c.remote_id), version=c.version),
+            not_after=session.closes_at,
+        ),
+        reason=reason,
+    )
+
+
+def _link(post: Post) -> Link:
+    platform = post.platform
+    return Link(
+        key=key_of(post),
+        parent=(platform, post.reply_parent.remote_id) if post.reply_parent else None,
+        given_root=(platform, post.reply_root.remote_id) if post.reply_root else None,
+        quoted=(platform, post.quoted.remote_id) if post.quoted else None,
+        tag=tag_for(post.text, is_own=post.is_own),
+    )
+
+
+def _first_posts(posts: Sequence[Post], first_timers: set[tuple[str, str]]) -> dict[Author, Post]:
+    found: dict[Author, Post] = {}
+    for post in sorted(posts, key=lambda p: p.created_at):
+        author = (post.platform, post.author.author_id)
+        if author in first_timers:
+            found.setdefault(author, post)
+    return found
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)

@@ -1,0 +1,96 @@
+"""The SQL ``LinkStore``: thread roots and question numbers kept as columns of ``posts``.
+
+Keeping them on the post row means a platform deletion (which deletes the row) removes the
+post from its thread and question at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from mhchat.facilitation.threads import Link, PostKey
+from mhchat.store.db import Row, Tx
+
+CHUNK = 300
+_COLUMNS = (
+    "platform, remote_id, parent_id, root_id, quoted_id, thread_root, question_tag, question_n"
+)
+
+
+def chunks(items: Sequence[PostKey], size: int = CHUNK) -> Iterable[Sequence[PostKey]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _link(row: Row) -> Link:
+    platform = str(row[0])
+
+    def key(value: object) -> PostKey | None:
+        return None if value is None else (platform, str(value))
+
+    return Link(
+        key=(platform, str(row[1])),
+        parent=key(row[2]),
+        given_root=key(row[3]),
+        quoted=key(row[4]),
+        root=key(row[5]),
+        tag=None if row[6] is None else int(row[6]),
+        question=None if row[7] is None else int(row[7]),
+    )
+
+
+class SqlLinks:
+    def __init__(self, tx: Tx, chat_id: str) -> None:
+        self.tx = tx
+        self.chat_id = chat_id
+
+    async def get(self, keys: set[PostKey]) -> dict[PostKey, Link]:
+        found: dict[PostKey, Link] = {}
+        for chunk in chunks(sorted(keys)):
+            cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
+            params: list[object] = [self.chat_id]
+            for pair in chunk:
+                params.extend(pair)
+            rows = await self.tx.fetchall(
+                f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND ({cond})",  # noqa: S608 - placeholders only
+                params,
+            )
+            for row in rows:
+                link = _link(row)
+                found[link.key] = link
+        return found
+
+    async def dependents(self, keys: set[PostKey]) -> list[Link]:
+        by_platform: dict[str, list[str]] = defaultdict(list)
+        for platform, remote_id in keys:
+            by_platform[platform].append(remote_id)
+        found: list[Link] = []
+        for platform, ids in by_platform.items():
+            for start in range(0, len(ids), CHUNK):
+                part = ids[start : start + CHUNK]
+                marks = ", ".join("?" for _ in part)
+                rows = await self.tx.fetchall(
+                    f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND platform = ? AND"  # noqa: S608
+                    f" (parent_id IN ({marks}) OR quoted_id IN ({marks}) OR thread_root IN ({marks}))",
+                    [self.chat_id, platform, *part, *part, *part],
+                )
+                found.extend(_link(r) for r in rows)
+        return found
+
+    async def put(self, links: list[Link]) -> None:
+        await self.tx.executemany(
+            "UPDATE posts SET thread_root = ?, question_tag = ?, question_n = ?"
+            " WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            [
+                (
+                    link.root[1] if link.root else None,
+                    link.tag,
+                    link.question,
+                    self.chat_id,
+                    link.key[0],
+                    link.key[1],
+                )
+                for link in links
+            ],
+        )

@@ -1,0 +1,160 @@
+"""The crisis lexicon: reviewed phrases per language, compiled into one pattern per kind.
+
+The phrases live in a TOML data file (``data/crisis_lexicon.toml`` by default, or the host's
+own file); this module only loads and matches them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mhchat.errors import ConfigError
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Lower-case, fold accents and apostrophes, collapse spaces: the form phrases match."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACES.sub(" ", folded).strip()
+
+
+def _phrase_pattern(phrase: str, *, boundaries: bool) -> str:
+    words = normalise(phrase).split(" ")
+    parts = [r"(?:\S+\s+){0,3}?" if w == "*" else re.escape(w) + r"\s+" for w in words]
+    body = "".join(parts)
+    body = body[: -len(r"\s+")] if body.endswith(r"\s+") else body
+    return rf"(?<!\w){body}(?!\w)" if boundaries else body
+
+
+@dataclass(frozen=True, slots=True)
+class CrisisMatch:
+    language: str
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    pattern: re.Pattern[str]
+    names: tuple[tuple[str, str], ...]
+    """(language, phrase) of each named group, in group order."""
+
+
+def _compile(entries: list[tuple[str, str, bool]]) -> _Compiled | None:
+    if not entries:
+        return None
+    groups = [
+        f"(?P<p{i}>{_phrase_pattern(p, boundaries=b)})" for i, (_, p, b) in enumerate(entries)
+    ]
+    return _Compiled(re.compile("|".join(groups)), tuple((lang, p) for lang, p, _ in entries))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrisisLexicon:
+    reviewed: date
+    review_every_days: int
+    languages: tuple[str, ...]
+    notes: str
+    phrase_count: int
+    source: str
+    _phrases: _Compiled | None
+    _excludes: _Compiled | None
+
+    def find(self, text: str) -> CrisisMatch | None:
+        """The first crisis phrase in ``text`` not covered by an exclusion, if any."""
+        folded = normalise(text)
+        if self._phrases is None:
+            return None
+        covered: list[tuple[int, int]] = []
+        if self._excludes is not None:
+            covered = [m.span() for m in self._excludes.pattern.finditer(folded)]
+        # Overlapping phrases ("want to die" inside a longer one) are found by restarting the
+        # scan one character after each excluded hit.
+        pos = 0
+        while pos <= len(folded):
+            m = self._phrases.pattern.search(folded, pos)
+            if m is None:
+                return None
+            start, end = m.span()
+            if not any(s <= start and end <= e for s, e in covered):
+                index = int(str(m.lastgroup)[1:])
+                lang, phrase = self._phrases.names[index]
+                return CrisisMatch(language=lang, phrase=phrase)
+            pos = start + 1
+        return None
+
+    def review_due(self, today: date) -> bool:
+        return (today - self.reviewed).days > self.review_every_days
+
+
+def parse_lexicon(doc: Mapping[str, Any], *, source: str) -> CrisisLexicon:
+    problems: list[str] = []
+    meta = doc.get("meta", {})
+    reviewed = meta.get("reviewed") if isinstance(meta, Mapping) else None
+    if not isinstance(reviewed, date):
+        problems.append(
+            f"{source}: [meta] reviewed must be the date of the last review (2026-11-20)."
+        )
+        reviewed = date(1970, 1, 1)
+    phrases: list[tuple[str, str, bool]] = []
+    excludes: list[tuple[str, str, bool]] = []
+    languages: list[str] = []
+    for lang, table in doc.items():
+        if lang == "meta":
+            continue
+        if not isinstance(table, Mapping) or not isinstance(table.get("phrases"), list):
+            problems.append(f"{source}: [{lang}] must have a phrases list.")
+            continue
+        boundaries = bool(table.get("boundaries", True))
+        languages.append(str(lang))
+        phrases.extend((str(lang), str(p), boundaries) for p in table["phrases"] if str(p).strip())
+        excludes.extend(
+            (str(lang), str(p), boundaries) for p in table.get("exclude", []) if str(p).strip()
+        )
+    if problems:
+        raise ConfigError(problems)
+    return CrisisLexicon(
+        reviewed=reviewed,
+        review_every_days=int(meta.get("review_every_days", 180))
+        if isinstance(meta, Mapping)
+        else 180,
+        languages=tuple(languages),
+        notes=str(meta.get("notes", "")) if isinstance(meta, Mapping) else "",
+        phrase_count=len(phrases),
+        source=source,
+        _phrases=_compile(phrases),
+        _excludes=_compile(excludes),
+    )
+
+
+def load_lexicon(path: Path | None = None) -> CrisisLexicon:
+    """The host's lexicon file, or the packaged one."""
+    if path is None:
+        text = (
+            resources.files("mhchat.facilitation.data")
+            .joinpath("crisis_lexicon.toml")
+            .read_text("utf-8")
+        )
+        source = "<packaged crisis lexicon>"
+    else:
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise ConfigError(
+                [f"The crisis lexicon {path} cannot be read: {exc.strerror}."]
+            ) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source} is not valid TOML: {exc}."]) from None
+    return parse_lexicon(doc, source=source)
