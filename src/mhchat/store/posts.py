@@ -92,56 +92,51 @@ class StoredBatch:
         )
 
 
-def _chunks(items: Sequence[tuple[str, str]], size: int = 400) -> Iterable[Sequence[tuple[str, str]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+async def _matching(
+    tx: Tx, sql: str, chat_id: str, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (platform, value) pairs a table holds: one ``IN`` list per platform and chunk.
+
+    ``sql`` selects (platform, value) and ends with ``AND <value column> IN``; an OR chain of
+    pairs would defeat the index, an ``IN`` list per platform uses it.
+    """
+    by_platform: dict[str, list[str]] = {}
+    for platform, value in pairs:
+        by_platform.setdefault(platform, []).append(value)
+    found: set[tuple[str, str]] = set()
+    for platform, values in by_platform.items():
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await tx.fetchall(f"{sql} ({marks})", (chat_id, platform, *chunk))
+            found.update((str(r[0]), str(r[1])) for r in rows)
+    return found
 
 
 async def _tombstoned(tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for chunk in _chunks(pairs):
-        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
-        params: list[object] = [chat_id]
-        for pair in chunk:
-            params.extend(pair)
-        rows = await tx.fetchall(
-            f"SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND ({cond})",  # noqa: S608
-            params,
-        )
-        found.update((str(r[0]), str(r[1])) for r in rows)
-    return found
-
-
-async def _stored(tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for chunk in _chunks(pairs):
-        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
-        params: list[object] = [chat_id]
-        for pair in chunk:
-            params.extend(pair)
-        rows = await tx.fetchall(
-            f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND ({cond})",  # noqa: S608
-            params,
-        )
-        found.update((str(r[0]), str(r[1])) for r in rows)
-    return found
+    return await _matching(
+        tx,
+        "SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND platform = ?"
+        " AND remote_id IN",
+        chat_id,
+        pairs,
+    )
 
 
 async def _known_authors(
     tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]
 ) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for chunk in _chunks(pairs):
-        cond = " OR ".join("(platform = ? AND author_id = ?)" for _ in chunk)
-        params: list[object] = [chat_id]
-        for pair in chunk:
-            params.extend(pair)
-        rows = await tx.fetchall(
-            f"SELECT platform, author_id FROM participants WHERE chat_id = ? AND ({cond})",  # noqa: S608
-            params,
-        )
-        found.update((str(r[0]), str(r[1])) for r in rows)
-    return found
+    return await _matching(
+        tx,
+        "SELECT platform, author_id FROM participants WHERE chat_id = ? AND platform = ?"
+        " AND author_id IN",
+        chat_id,
+        pairs,
+    )
+
+
+async def _any_tombstones(tx: Tx) -> bool:
+    return await tx.fetchone("SELECT 1 FROM tombstones LIMIT 1") is not None
 
 
 async def save_events(
@@ -188,16 +183,25 @@ async def save_events(
 
     if received:
         keys = list(received)
-        dead = await _tombstoned(tx, chat_id, keys)
-        already = await _stored(tx, chat_id, keys)
-        fresh = [received[k] for k in keys if k not in dead and k not in already]
-        batch.duplicates += len(already)
-        if fresh:
+        dead = await _tombstoned(tx, chat_id, keys) if await _any_tombstones(tx) else set()
+        candidates = [received[k] for k in keys if k not in dead]
+        if candidates:
+            # Rows get increasing ids from the single writer, so the rows this INSERT added
+            # are exactly those above the previous maximum: one range scan on the primary
+            # key instead of a lookup per post to tell new posts from redelivered ones.
+            top = await tx.fetchone("SELECT coalesce(max(id), 0) FROM posts")
             await tx.executemany(
-                INSERT_POST, [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in fresh]
+                INSERT_POST, [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in candidates]
             )
+            added = await tx.fetchall(
+                "SELECT platform, remote_id FROM posts WHERE id > ?", (top[0] if top else 0,)
+            )
+            new_keys = {(str(r[0]), str(r[1])) for r in added}
+            fresh = [p for p in candidates if (p.platform, p.remote_id) in new_keys]
+            batch.duplicates += len(candidates) - len(fresh)
             batch.new_posts = fresh
-            await _note_participants(tx, chat_id, fresh, stamp, batch)
+            if fresh:
+                await _note_participants(tx, chat_id, fresh, stamp, batch)
 
     for post in batch.edited_posts:
         changed = await tx.execute(

@@ -1,0 +1,1 @@
+"""Benchmarks: each measures mhchat beside a physical limit of the same machine, same run."""

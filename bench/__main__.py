@@ -1,0 +1,44 @@
+"""Run every benchmark and print one table: ``python -m bench [--short] [--json FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+from pathlib import Path
+
+from bench.core_ingest import bench_core_ingest
+from bench.table import Result, print_table
+
+BENCHMARKS = {
+    "core-ingest": bench_core_ingest,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--short", action="store_true", help="small sizes: a regression guard")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS))
+    args = parser.parse_args()
+    results: list[Result] = []
+    for name, bench in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.extend(asyncio.run(bench(short=args.short)))
+    print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+            "short": args.short,
+            "results": [r.as_dict() for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+raise SystemExit(main())
