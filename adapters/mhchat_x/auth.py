@@ -8,6 +8,7 @@ use, so the new pair is saved in the adapter state before it is used.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -30,8 +31,8 @@ class Credential(Protocol):
         """The Authorization header value for this exact request."""
         ...
 
-    async def renew(self) -> bool:
-        """After a 401: try to obtain a fresh credential; True when a retry may succeed."""
+    async def renew(self, used: str) -> bool:
+        """After a 401 for header ``used``: get a fresh credential; True when a retry may work."""
         ...
 
 
@@ -46,7 +47,7 @@ class AppBearer:
     async def authorization(self, method: str, url: str) -> str:
         return f"Bearer {self._token}"
 
-    async def renew(self) -> bool:
+    async def renew(self, used: str) -> bool:
         return False
 
 
@@ -65,7 +66,7 @@ class OAuth1User:
         _, headers, _ = self._auth.sign(method, url, {}, b"")
         return str(headers["Authorization"])
 
-    async def renew(self) -> bool:
+    async def renew(self, used: str) -> bool:
         return False
 
 
@@ -133,9 +134,11 @@ class OAuth2User:
             assert self._access is not None
             return f"Bearer {self._access}"
 
-    async def renew(self) -> bool:
+    async def renew(self, used: str) -> bool:
         async with self._lock:
             await self._load()
+            if self._access is not None and used != f"Bearer {self._access}":
+                return True  # a concurrent request already refreshed it
             await self._refresh_locked()
             return True
 
@@ -143,16 +146,18 @@ class OAuth2User:
         if not self._refresh:
             raise AuthExpired("the X OAuth 2.0 access token expired and there is no refresh token")
         form = {"grant_type": "refresh_token", "refresh_token": self._refresh}
-        auth: aiohttp.BasicAuth | None = None
+        headers: dict[str, str] = {}
         if self._client_secret:
-            auth = aiohttp.BasicAuth(self._client_id, self._client_secret)
+            # A confidential client authenticates with HTTP Basic (client id : secret).
+            pair = f"{self._client_id}:{self._client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         else:
             form["client_id"] = self._client_id
         try:
             async with self._http.post(
                 self._token_url,
                 data=form,
-                auth=auth,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as resp:
                 body = await resp.json(content_type=None)

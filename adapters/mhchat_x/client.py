@@ -114,19 +114,20 @@ class XClient:
         self._check_usable(cred, endpoint)
         url = self.url(path, params)
         for attempt in (1, 2):
-            status, headers, payload = await self._send(method, url, cred, body, write)
+            authorization = await cred.authorization(method, url)
+            status, headers, payload = await self._send(method, url, authorization, body, write)
             self.ratebook.observe(endpoint, headers)
             if status == 401:
-                if attempt == 1 and await self._renew(cred):
+                if attempt == 1 and await self._renew(cred, authorization):
                     continue
                 self.mark_expired(cred, self._expired_sentence(cred))
                 raise AuthExpired(f"X answered 401 for {endpoint}")
             return self._result(status, headers, payload, endpoint)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _renew(self, cred: Credential) -> bool:
+    async def _renew(self, cred: Credential, used: str) -> bool:
         try:
-            return await cred.renew()
+            return await cred.renew(used)
         except AuthExpired:
             return False
 
@@ -139,12 +140,12 @@ class XClient:
         self,
         method: str,
         url: str,
-        cred: Credential,
+        authorization: str,
         body: Mapping[str, Any] | None,
         write: bool,
     ) -> tuple[int, Mapping[str, str], Any]:
         headers = {
-            "Authorization": await cred.authorization(method, url),
+            "Authorization": authorization,
             "User-Agent": USER_AGENT,
         }
         data: bytes | None = None

@@ -22,6 +22,7 @@ import base64
 import itertools
 import re
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,8 @@ DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
 }
 HASHTAG = re.compile(r"(?:^|(?<=[^\w&]))[#\uff03](\w+)")
 MENTION = re.compile(r"(?:^|(?<=[^\w]))@(\w{1,15})")
+
+_HEADERS = web.RequestKey("x_headers", dict[str, str])
 
 Handler = Callable[[web.Request, "Principal", dict[str, Any]], Awaitable[web.StreamResponse]]
 
@@ -186,6 +189,7 @@ class XEmulator:
         self.retweets: list[tuple[str, str]] = []
         """(user id, tweet id) for every retweet that took effect (an undo removes it)."""
         self.stream_connections = 0
+        self._arrivals: Counter[tuple[str, str]] = Counter()
         self._seq = itertools.count()
         self._last_id = 0
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -398,10 +402,9 @@ class XEmulator:
         self.limits[endpoint] = (per_app, per_app if per_user is None else per_user)
 
     def calls(self, endpoint: str, method: str | None = None) -> int:
+        """How many requests for ``endpoint`` arrived (answered or not yet)."""
         return sum(
-            1
-            for r in self.requests
-            if r.endpoint == endpoint and (method is None or r.method == method)
+            n for (e, m), n in self._arrivals.items() if e == endpoint and method in (None, m)
         )
 
     # ---------------------------------------------------------------- internals
@@ -656,6 +659,7 @@ class XEmulator:
         async def route(request: web.Request) -> web.StreamResponse:
             status = 200
             auth = "none"
+            self._arrivals[(endpoint, request.method)] += 1
             try:
                 fault = self._take_fault(endpoint)
                 if fault is not None:
@@ -675,7 +679,7 @@ class XEmulator:
                             "Request body is not valid JSON.",
                             "invalid-request",
                         ) from exc
-                request["x_headers"] = headers
+                request[_HEADERS] = headers
                 response = await handler(request, principal, body)
                 status = response.status
                 if fault is not None and fault.kind == "hang_after":
@@ -828,7 +832,7 @@ class XEmulator:
         return out
 
     def _json(self, request: web.Request, body: dict[str, Any], status: int = 200) -> web.Response:
-        headers = dict(request.get("x_headers", {}))
+        headers = dict(request.get(_HEADERS, {}))
         return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
     @staticmethod
@@ -857,7 +861,7 @@ class XEmulator:
                     "streaming-connection",
                     connection_issue="TooManyConnections",
                 )
-        response = web.StreamResponse(status=200, headers=dict(request.get("x_headers", {})))
+        response = web.StreamResponse(status=200, headers=dict(request.get(_HEADERS, {})))
         response.content_type = "application/json"
         conn = _Stream(
             asyncio.Queue(),
@@ -1255,6 +1259,7 @@ class XEmulator:
                 )
             client_id = cid
         status = 200
+        self._arrivals[("token", "POST")] += 1
         try:
             if client_id != self.client_id or form.get("grant_type") != "refresh_token":
                 status = 400
