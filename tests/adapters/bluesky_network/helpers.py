@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import structlog
 from atproto import client_utils, models  # type: ignore[import-untyped]
 
+from mhchat.adapters import AdapterContext, ChatInfo
+from mhchat.clock import SystemClock
+from mhchat.events import PlatformName, Post, PostDeleted
+from mhchat.testing import RecordingSink
+
 RECORDED_JETSTREAM = "jetstream-derived.jsonl"
+BLUESKY = PlatformName("bluesky")
 
 T = TypeVar("T")
 
@@ -75,3 +82,47 @@ async def eventually(
             if value:
                 return value
             await asyncio.sleep(every)
+
+
+def adapter_context(
+    *,
+    pds_url: str,
+    jetstream_url: str,
+    handle: str,
+    app_password: str,
+    sink: RecordingSink,
+    http: aiohttp.ClientSession,
+    **settings: Any,
+) -> AdapterContext:
+    """An AdapterContext as the core builds one (cf. mhchat.testing.make_context)."""
+    base: dict[str, Any] = {
+        "handle": handle,
+        "service_url": pds_url,
+        "source": "jetstream",
+        "jetstream_url": jetstream_url,
+        # Short waits so reconnects happen within a test's time.
+        "reconnect_initial_seconds": 0.05,
+        "reconnect_max_seconds": 0.5,
+        "batch_linger_seconds": 0.01,
+        "checkpoint_interval_seconds": 0.5,
+    }
+    base.update(settings)
+    return AdapterContext(
+        platform=BLUESKY,
+        chat=ChatInfo(chat_id="default", hashtag="MHChat"),
+        sink=sink,
+        http=http,
+        clock=SystemClock(),
+        log=structlog.get_logger("bluesky-network-test").bind(platform=BLUESKY),
+        state=sink.state,
+        settings=base,
+        secrets={"APP_PASSWORD": app_password},
+    )
+
+
+def posts_with(sink: RecordingSink, uri: str) -> list[Post]:
+    return [p for p in sink.posts() if p.remote_id == uri]
+
+
+def deleted(sink: RecordingSink) -> list[PostDeleted]:
+    return [e for e in sink.events if isinstance(e, PostDeleted)]
