@@ -38,6 +38,7 @@ REPOST = "app.bsky.feed.repost"
 PROFILE = "app.bsky.actor.profile"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _POINTS = {"create": 3, "update": 2, "delete": 1}
+_NO_AUTH = frozenset({"com.atproto.server.createSession", "com.atproto.identity.resolveHandle"})
 
 
 class XrpcError(Exception):
@@ -497,7 +498,9 @@ class BlueskyEmulator:
             if method == "POST" and request.can_read_body:
                 raw = await request.read()
                 body = orjson.loads(raw) if raw else {}
-            if needs_auth or request.headers.get("Authorization"):
+            # createSession ignores a stale Authorization header, as the PDS does; optional-auth
+            # reads check a token only when one is sent.
+            if needs_auth or (request.headers.get("Authorization") and nsid not in _NO_AUTH):
                 did = self._authorize(request, nsid)
             headers: dict[str, str] = {}
             result = await handler(request, body, did)
