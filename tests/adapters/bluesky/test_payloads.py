@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from tests.adapters.bluesky.conftest import BLUESKY, Runner
 
-from mhchat.events import Event, PostDeleted, PostReceived, RepostSeen
+from mhchat.events import Event, Post, PostDeleted, PostReceived, PostRef, RemoteId, RepostSeen
 from mhchat.testing import MemoryState, RecordingSink
 from mhchat_bluesky.jetstream import FrameParser
 from mhchat_bluesky.mapping import Profile, events_from_commit, post_from_record, profile_from_view
@@ -54,7 +54,9 @@ def _events(host: str) -> list[Event]:
 class TestRecordedJetstream:
     def test_posts_replies_and_deletes(self) -> None:
         events = _events(HOST)
-        posts = {e.post.remote_id: e.post for e in events if isinstance(e, PostReceived)}
+        posts: dict[str, Post] = {
+            e.post.remote_id: e.post for e in events if isinstance(e, PostReceived)
+        }
         first = _uri(ALICE, "3n34bowdvy227")
         welcome = _uri(HOST, "3n34bowehkk27")
         own_untagged = _uri(HOST, "3n34bowh7h227")  # the host's own posts count untagged
@@ -68,10 +70,9 @@ class TestRecordedJetstream:
         assert posts[own_untagged].hashtags == ()
         assert posts[first].hashtags == ("mhchat",)
         assert posts[welcome].is_own
-        assert posts[welcome].reply_root == posts[welcome].reply_parent
-        assert posts[welcome].reply_parent is not None
-        assert posts[welcome].reply_parent.remote_id == first
-        assert posts[welcome].reply_parent.version == posts[first].version
+        parent = posts[welcome].reply_parent
+        assert posts[welcome].reply_root == parent
+        assert parent == PostRef(remote_id=RemoteId(first), version=posts[first].version)
         deleted = [e.remote_id for e in events if isinstance(e, PostDeleted)]
         assert deleted == [first, _uri(ALICE, "3n34bpzit2c27")]
 
@@ -161,7 +162,7 @@ class TestRecordedFirehose:
 
             await sink.wait_for(done, 10)
             await asyncio.sleep(0.05)
-        posts = {p.remote_id: p for p in sink.posts()}
+        posts: dict[str, Post] = {p.remote_id: p for p in sink.posts()}
         assert set(posts) == {
             _uri(ALICE, "3n34bowdvy227"),
             _uri(HOST, "3n34bowehkk27"),
