@@ -28,6 +28,8 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def settings_or_exit(path: str | None) -> Settings:
     """Load settings, or print each problem in plain words and exit with status 2."""
+    import mhchat.facilitation.settings  # noqa: F401, PLC0415 - registers its section checks
+
     try:
         return load_settings(path)
     except ConfigError as exc:
@@ -46,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415 - keep `mhchat --help` fast
 
     from mhchat.logs import configure_logging  # noqa: PLC0415
-    from mhchat.web.app import build_app  # noqa: PLC0415
+    from mhchat.service import build_service  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
     configure_logging(
@@ -58,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.web.host
     port = settings.web.port if args.port is None else args.port
     web.run_app(
-        build_app(settings),
+        build_service(settings),
         host=host,
         port=port,
         print=None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import datetime
 
 from mhchat.actions import Purpose
@@ -17,10 +16,12 @@ MODE_PREFIX = "mode:"
 class Controls:
     """In-memory view of the switches, written through to the database."""
 
-    def __init__(self, db: Database, chat_id: str, modes: Mapping[Purpose, Mode]) -> None:
+    def __init__(self, db: Database, chat_id: str, modes: dict[Purpose, Mode]) -> None:
         self._db = db
         self._chat_id = chat_id
-        self.modes: dict[Purpose, Mode] = dict(modes)
+        # Shared, not copied: the decision handlers read the same dict, so a facilitator's
+        # change of mode applies to the next decision.
+        self.modes = modes
         self.killed = False
         self.changed = asyncio.Event()
 

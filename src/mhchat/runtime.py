@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mhchat.actions import Purpose
 from mhchat.adapters import Adapter
 from mhchat.bus import EventBus
 from mhchat.clock import Clock
@@ -14,6 +15,7 @@ from mhchat.config import Settings
 from mhchat.controls import Controls
 from mhchat.events import Health, HealthStatus
 from mhchat.ingest import BatchHandler, IngestWorker, Observer
+from mhchat.ledger import Mode
 from mhchat.sender import Sender
 from mhchat.store.db import Database
 
@@ -77,6 +79,8 @@ class Runtime:
     bus: EventBus | None = None
     worker: IngestWorker | None = None
     controls: Controls | None = None
+    modes: dict[Purpose, Mode] = field(default_factory=dict)
+    """The live per-purpose modes, shared with Controls and the decision handlers."""
     slots: dict[str, AdapterSlot] = field(default_factory=dict)
     handlers: list[BatchHandler] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)

@@ -106,6 +106,7 @@ async def build_app(
     """Build the application and construct the configured adapters."""
     clock = clock or SystemClock()
     runtime = Runtime(settings=settings, clock=clock, started_at=clock.now())
+    runtime.modes.update(settings.modes)
     app = web.Application(client_max_size=settings.web.max_body_bytes)
     app[RUNTIME] = runtime
     runtime.bus = EventBus(settings.bus.capacity)
@@ -160,7 +161,7 @@ async def build_app(
         try:
             report = await migrate(db)
             log.info("schema_ready", version=report.current, applied=list(report.applied))
-            runtime.controls = Controls(db, settings.chat.chat_id, settings.modes)
+            runtime.controls = Controls(db, settings.chat.chat_id, runtime.modes)
             await runtime.controls.load()
             await ensure_chat(db, settings.chat.chat_id, settings.chat.hashtag, clock.now())
             unknown = await recover(db, clock)

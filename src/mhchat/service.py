@@ -1,0 +1,54 @@
+"""The whole service: the core application plus the facilitation engine.
+
+``build_service`` is what ``mhchat serve`` and ``mhchat demo`` run; ``build_app`` alone is the
+bare core (used by tests of the core).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+import mhchat.facilitation.settings  # noqa: F401 - registers the [schedule]/[safety] checks
+from mhchat.clock import Clock
+from mhchat.config import Settings
+from mhchat.facilitation.handler import FacilitationHandler
+from mhchat.facilitation.scheduler import Scheduler
+from mhchat.facilitation.settings import facilitation_settings
+from mhchat.runtime import Runtime
+from mhchat.web.app import AppHook, add_component, build_app
+
+
+def install_facilitation(app: web.Application, runtime: Runtime) -> None:
+    """Decide on every stored batch; run the session scheduler as a background duty."""
+    fac = facilitation_settings(runtime.settings)
+    runtime.handlers.append(FacilitationHandler(fac, modes=runtime.modes))
+
+    async def scheduler(rt: Runtime) -> None:
+        platforms = [name for name, slot in rt.slots.items() if slot.adapter is not None]
+        await Scheduler(
+            db=rt.require_db(),
+            clock=rt.clock,
+            settings=fac,
+            modes=rt.modes,
+            platforms=platforms,
+            on_decided=rt.poke_senders,
+        ).run()
+
+    add_component(runtime, "scheduler", scheduler)
+
+
+def service_hooks() -> list[AppHook]:
+    """Every part of the service beyond the core, in the order they are installed."""
+    hooks: list[AppHook] = [install_facilitation]
+    return hooks
+
+
+async def build_service(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    extra_hooks: Sequence[AppHook] = (),
+) -> web.Application:
+    return await build_app(settings, clock=clock, hooks=[*service_hooks(), *extra_hooks])
