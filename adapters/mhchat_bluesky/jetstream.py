@@ -53,15 +53,19 @@ class FrameParser:
         counters: Counter[str],
     ) -> None:
         self.tag = tag
-        self._tag_re = re.compile(re.escape(tag), re.IGNORECASE)
+        self._tag_lower = tag.lower()
         self.host_did = host_did
         self._authors = authors
         self._note_author = note_author
         self._counters = counters
 
     def wanted(self, frame: str) -> bool:
+        """The cheap test every frame meets. ``lower()`` then ``in`` measured about five times
+        faster than a case-insensitive regex, and three times faster than parsing the JSON."""
         host = self.host_did()
-        return bool(self._tag_re.search(frame) or (host and host in frame) or '"delete"' in frame)
+        if (host and host in frame) or '"delete"' in frame:
+            return True
+        return self._tag_lower in frame.lower()
 
     def parse(  # noqa: PLR0911 - each early return is one way a frame can be unusable
         self, frame: str
