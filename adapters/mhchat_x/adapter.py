@@ -78,7 +78,11 @@ class XAdapter:
         self.user_cred = self._user_credential()
         self.read_cred: Credential | None = self.app_cred or self.user_cred
         self.mode, why = resolved_ingest(s, self.secrets)
-        if why:
+        self._tier_problem = ""
+        if why and s.ingest is IngestMode.AUTO and self.mode is IngestMode.OFF:
+            # The host asked for ingest and the tier cannot give it: not healthy, say why.
+            self._tier_problem = why
+        elif why:
             self.board.notes.append(why)
         self.board.notes.extend(s.rules.cannot)
         self.host = HostIdentity(user_id=None, username=s.host_username)
@@ -108,7 +112,10 @@ class XAdapter:
         sec = self.secrets
         kind = resolved_user_auth(self.settings, sec)
         if kind is UserAuth.OAUTH1:
-            assert sec.api_key and sec.api_secret and sec.access_token and sec.access_token_secret
+            assert sec.api_key is not None
+            assert sec.api_secret is not None
+            assert sec.access_token is not None
+            assert sec.access_token_secret is not None
             return OAuth1User(
                 sec.api_key, sec.api_secret, sec.access_token, sec.access_token_secret
             )
@@ -147,6 +154,9 @@ class XAdapter:
                 data = json.loads(saved_host)
                 self._set_host(str(data["id"]), str(data["username"]))
         self.board.set_running(True)
+        if self._tier_problem:
+            self.board.set("tier", HealthStatus.DEGRADED, self._tier_problem)
+            self.log.warning("x_tier_cannot_ingest", tier=self.settings.tier.value)
         self._spawn("ingest", self._ingest)
         if self.read_cred is not None and self.mode is not IngestMode.OFF:
             self.deletions = DeletionWatch(
@@ -187,7 +197,8 @@ class XAdapter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a loop's failure becomes health
-                self.log.error("x_task_failed", task=name, error=type(exc).__name__)
+                # No traceback: exception messages may quote payload text.
+                self.log.error("x_task_failed", task=name, error=type(exc).__name__)  # noqa: TRY400
                 self.board.set(
                     name, HealthStatus.DOWN, f"X {name} stopped after {type(exc).__name__}"
                 )
@@ -234,8 +245,6 @@ class XAdapter:
         while True:
             try:
                 await self._host_id()
-                self.board.clear("host")
-                return
             except (AuthExpired, PermanentFailure):
                 return
             except (TransientFailure, RateLimited) as exc:
@@ -245,6 +254,9 @@ class XAdapter:
                 self.log.info("x_host_lookup_failed", error=type(exc).__name__)
                 await self.ctx.clock.sleep(delay)
                 delay = min(delay * 2, 60.0)
+            else:
+                self.board.clear("host")
+                return
 
     # -- ingest ----------------------------------------------------------------------------
 

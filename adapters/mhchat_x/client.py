@@ -1,11 +1,12 @@
 """A thin aiohttp client for X API v2 that turns every outcome into a typed error.
 
 - connection refused / connect timeout: the request never left -> ``TransientFailure``
-- a read timeout or a dropped connection on a write: it may have taken effect -> ``OutcomeUnknown``
+- a read timeout or a dropped connection on a write: it may have landed -> ``OutcomeUnknown``
 - 401: one renewal attempt (OAuth 2.0 refresh), then ``AuthExpired``; the credential is then
   marked expired and not used again until a restart
 - 429: ``RateLimited`` with ``retry_at`` from the reset headers
-- 403 for X's reply rule: ``NotAllowed``; other 4xx: ``PermanentFailure``; 5xx: ``TransientFailure``
+- 403 for the reply rule: ``NotAllowed``; other 4xx: ``PermanentFailure``;
+  5xx: ``TransientFailure``
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class XClient:
             url += "?" + urlencode(params, quote_via=quote, safe="")
         return url
 
-    def _check_usable(self, cred: Credential, endpoint: str) -> None:
+    def check_usable(self, cred: Credential, endpoint: str) -> None:
         if cred.name in self.expired:
             raise AuthExpired(f"the X {cred.name} credential expired; renew it and restart")
         blocked = self.ratebook.blocked_until(endpoint, self.clock.now())
@@ -111,7 +112,7 @@ class XClient:
         write: bool = False,
     ) -> dict[str, Any]:
         """Call X once (twice after a renewable 401) and return the JSON body of a 2xx."""
-        self._check_usable(cred, endpoint)
+        self.check_usable(cred, endpoint)
         url = self.url(path, params)
         for attempt in (1, 2):
             authorization = await cred.authorization(method, url)

@@ -326,7 +326,9 @@ def resolved_user_auth(settings: XSettings, secrets: XSecrets) -> UserAuth:
     return UserAuth.NONE
 
 
-def resolved_ingest(settings: XSettings, secrets: XSecrets) -> tuple[IngestMode, str]:
+def resolved_ingest(  # noqa: PLR0911 - one return per documented case reads best
+    settings: XSettings, secrets: XSecrets
+) -> tuple[IngestMode, str]:
     """The ingest mode to run and, when it is reduced, a sentence saying why."""
     rules = settings.rules
     if settings.ingest is IngestMode.OFF:

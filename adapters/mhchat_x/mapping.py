@@ -208,7 +208,15 @@ class Normaliser:
                 subject=PostRef(remote_id=RemoteId(refs["retweeted"])),
                 created_at=created,
             )
-        post = self.post(tweet, tweet_id, author, created, refs, users, included)
+        post = self.post(
+            tweet=tweet,
+            tweet_id=tweet_id,
+            author=author,
+            created=created,
+            refs=refs,
+            users=users,
+            included=included,
+        )
         history = [str(i) for i in tweet.get("edit_history_tweet_ids") or []]
         if len(history) > 1 and history[0] != tweet_id:
             return PostEdited(post=post, edited_at=created)
@@ -216,6 +224,7 @@ class Normaliser:
 
     def post(
         self,
+        *,
         tweet: Mapping[str, Any],
         tweet_id: str,
         author: Author,

@@ -29,6 +29,7 @@ from mhchat_x.cost import CostMeter
 from mhchat_x.intake import Intake
 from mhchat_x.mapping import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, Normaliser, newer_id
 from mhchat_x.ratelimit import reset_of
+from mhchat_x.search import CostCapped
 from mhchat_x.status import HealthBoard
 
 RULE_TAG = "mhchat"
@@ -152,6 +153,9 @@ class StreamIngest:
             except AuthExpired:
                 self.log.warning("x_stream_stopped_auth")
                 return
+            except CostCapped:
+                self.log.info("x_stream_paused_cost_cap")
+                continue
             except RateLimited as exc:
                 kind = "rate"
                 if exc.retry_at is not None:
@@ -184,7 +188,7 @@ class StreamIngest:
             "user.fields": USER_FIELDS,
         }
         url = self.client.url("/2/tweets/search/stream", params)
-        self.client._check_usable(self.cred, "stream_connect")  # noqa: SLF001 - same package
+        self.client.check_usable(self.cred, "stream_connect")
         headers = {
             "Authorization": await self.cred.authorization("GET", url),
             "User-Agent": USER_AGENT,
@@ -277,6 +281,9 @@ class StreamIngest:
         if isinstance(data, dict) and data.get("id") is not None:
             newest = newer_id(newest, str(data["id"]))
         await self.intake.emit(parsed.events, newest, now)
+        if self.cost.refuse(now) is not None:
+            # Every further post read costs money: hang up until the cap allows reading again.
+            raise CostCapped
 
     def _ours(self, message: dict[str, Any]) -> bool:
         rules = message.get("matching_rules")

@@ -155,47 +155,56 @@ class Writer:
         if isinstance(action, Publish):
             return await self._publish(action.text, None, has_summons=False)
         if isinstance(action, Reply):
-            if self.s.rules.reply_needs_summons and not action.parent_mentions_host:
-                self.board.bump("skipped_reply_rule")
-                return Skipped(reason=REPLY_RULE_REASON)
-            parent = target_id(action.parent.remote_id, action.parent.version)
-            summoned = action.parent_mentions_host
-            return await self._publish(action.text, parent, has_summons=summoned)
+            return await self._reply(action)
         if isinstance(action, Repost):
-            skipped = self._gate(Charge.INTERACTION_CREATE, counts_in_window=True)
-            if skipped:
-                return skipped
-            me = await self.host_id()
-            tweet = target_id(action.target.remote_id, action.target.version)
-            result = await self._write(
-                "POST",
-                f"/2/users/{me}/retweets",
-                "retweet",
-                {"tweet_id": tweet},
-                Charge.INTERACTION_CREATE,
-                counts_in_window=True,
-            )
-            data = result.get("data") if isinstance(result.get("data"), dict) else {}
-            assert isinstance(data, dict)
-            if data.get("retweeted") is not True:
-                raise PermanentFailure("X did not confirm the repost")
-            return Sent(remote_id=str(data.get("rest_id") or ""))
+            return await self._repost(action)
         if isinstance(action, Unrepost):
-            skipped = self._gate(Charge.INTERACTION_DELETE, counts_in_window=False)
-            if skipped:
-                return skipped
-            me = await self.host_id()
-            tweet = target_id(action.target.remote_id, action.target.version)
-            await self._write(
-                "DELETE",
-                f"/2/users/{me}/retweets/{tweet}",
-                "unretweet",
-                None,
-                Charge.INTERACTION_DELETE,
-                counts_in_window=False,
-            )
-            return Sent(remote_id="")
+            return await self._unrepost(action)
         raise Unsupported(f"the X adapter cannot perform {type(action).__name__}")
+
+    async def _reply(self, action: Reply) -> Sent | Skipped:
+        if self.s.rules.reply_needs_summons and not action.parent_mentions_host:
+            self.board.bump("skipped_reply_rule")
+            return Skipped(reason=REPLY_RULE_REASON)
+        parent = target_id(action.parent.remote_id, action.parent.version)
+        return await self._publish(action.text, parent, has_summons=action.parent_mentions_host)
+
+    async def _repost(self, action: Repost) -> Sent | Skipped:
+        skipped = self._gate(Charge.INTERACTION_CREATE, counts_in_window=True)
+        if skipped:
+            return skipped
+        me = await self.host_id()
+        tweet = target_id(action.target.remote_id, action.target.version)
+        result = await self._write(
+            "POST",
+            f"/2/users/{me}/retweets",
+            "retweet",
+            {"tweet_id": tweet},
+            Charge.INTERACTION_CREATE,
+            counts_in_window=True,
+        )
+        data = result.get("data") if isinstance(result.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        if data.get("retweeted") is not True:
+            raise PermanentFailure("X did not confirm the repost")
+        # X's 2026 answer names the repost ("rest_id"); the 2022 one did not.
+        return Sent(remote_id=str(data.get("rest_id") or ""))
+
+    async def _unrepost(self, action: Unrepost) -> Sent | Skipped:
+        skipped = self._gate(Charge.INTERACTION_DELETE, counts_in_window=False)
+        if skipped:
+            return skipped
+        me = await self.host_id()
+        tweet = target_id(action.target.remote_id, action.target.version)
+        await self._write(
+            "DELETE",
+            f"/2/users/{me}/retweets/{tweet}",
+            "unretweet",
+            None,
+            Charge.INTERACTION_DELETE,
+            counts_in_window=False,
+        )
+        return Sent(remote_id="")
 
     async def _publish(
         self, text: str, parent: str | None, *, has_summons: bool

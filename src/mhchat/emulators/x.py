@@ -614,16 +614,10 @@ class XEmulator:
             out["created_at"] = _iso(user.created_at)
         return out
 
-    def _envelope(
-        self,
-        tweets: list[Tweet],
-        fields: set[str],
-        expansions: set[str],
-        user_fields: set[str] | None = None,
-        *,
-        single: bool = False,
-    ) -> dict[str, Any]:
-        user_fields = user_fields or {"username", "name"}
+    def _expand(
+        self, tweets: list[Tweet], expansions: set[str]
+    ) -> tuple[dict[str, XUser], dict[str, Tweet]]:
+        """The users and referenced posts the requested ``expansions`` pull into includes."""
         users: dict[str, XUser] = {}
         included: dict[str, Tweet] = {}
         for tweet in tweets:
@@ -642,6 +636,19 @@ class XEmulator:
                         included[rid] = ref
                         if "referenced_tweets.id.author_id" in expansions:
                             users[ref.author_id] = self.users[ref.author_id]
+        return users, included
+
+    def _envelope(
+        self,
+        tweets: list[Tweet],
+        fields: set[str],
+        expansions: set[str],
+        user_fields: set[str] | None = None,
+        *,
+        single: bool = False,
+    ) -> dict[str, Any]:
+        user_fields = user_fields or {"username", "name"}
+        users, included = self._expand(tweets, expansions)
         data = [self._render(t, fields) for t in tweets]
         out: dict[str, Any] = {"data": data[0] if single else data}
         includes: dict[str, Any] = {}
@@ -683,15 +690,15 @@ class XEmulator:
                 response = await handler(request, principal, body)
                 status = response.status
                 if fault is not None and fault.kind == "hang_after":
-                    await self._stopping.wait()
-                    raise _Dropped
-                return response
+                    await self._hang()
             except XApiError as exc:
                 status = exc.status
                 return exc.response()
             except _Dropped:
                 status = 0
-                return web.Response(status=500)
+                return web.Response(status=500)  # never reaches the client: it gave up
+            else:
+                return response
             finally:
                 self.requests.append(RecordedRequest(endpoint, request.method, auth, status))
 
@@ -714,10 +721,14 @@ class XEmulator:
                 request.transport.abort()
             raise _Dropped
         if fault.kind == "hang_before":
-            await self._stopping.wait()
-            raise _Dropped
+            await self._hang()
         if fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
+
+    async def _hang(self) -> None:
+        """Hold the request until the emulator stops; the client times out first."""
+        await self._stopping.wait()
+        raise _Dropped
 
     def _take_fault(self, endpoint: str) -> _Fault | None:
         for key in (endpoint, "*"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import structlog
 from mhchat.adapters import AdapterContext, ChatInfo
 from mhchat.clock import Clock, SystemClock
 from mhchat.emulators.x import XEmulator
-from mhchat.events import PlatformName
+from mhchat.events import PlatformName, PostReceived
 from mhchat.testing import MemoryState, RecordingSink
 from mhchat_x import XAdapter, create
 
@@ -89,3 +90,18 @@ def rig(emulator: XEmulator, http: aiohttp.ClientSession) -> Callable[..., Rig]:
         return Rig(emulator, http, **kwargs)
 
     return make
+
+
+async def until(predicate: Callable[[], bool], within: float = 8.0) -> None:
+    """Wait until ``predicate()`` holds (the emulator and adapter run on this loop)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polls state owned by other tasks
+            await asyncio.sleep(0.02)
+
+
+def received_ids(sink: RecordingSink) -> list[str]:
+    return [e.post.remote_id for e in sink.events if isinstance(e, PostReceived)]
+
+
+def counter(adapter: XAdapter, name: str) -> int:
+    return dict(adapter.health().counters).get(name, 0)

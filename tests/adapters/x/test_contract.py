@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,7 +17,7 @@ _texts = itertools.count(1)
 
 
 @pytest.fixture
-async def harness(emulator: XEmulator) -> AsyncIterator[ContractHarness]:
+async def harness(emulator: XEmulator) -> ContractHarness:
     async def deliver_post(text: str) -> str:
         return emulator.post_tweet("alice", text)
 
@@ -31,7 +30,7 @@ async def harness(emulator: XEmulator) -> AsyncIterator[ContractHarness]:
     async def arm_timeout_after_send() -> None:
         emulator.hang_next("create_tweet", after_write=True)
 
-    yield ContractHarness(
+    return ContractHarness(
         platform=X,
         factory=create,
         deliver_post=deliver_post,

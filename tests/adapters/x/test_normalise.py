@@ -35,9 +35,7 @@ class TestSearchPage:
         parsed = normaliser().parse(page)
         reposts = [e for e in parsed.events if isinstance(e, RepostSeen)]
         posts = [e.post for e in parsed.events if isinstance(e, PostReceived)]
-        kinds = [
-            {r["type"] for r in t.get("referenced_tweets", [])} for t in page["data"]
-        ]
+        kinds = [{r["type"] for r in t.get("referenced_tweets", [])} for t in page["data"]]
         assert len(reposts) == sum("retweeted" in k for k in kinds) == 67
         assert len(posts) == 33
         assert parsed.skipped == 0
@@ -61,7 +59,8 @@ class TestSearchPage:
         for post in replies:
             raw = by_id[post.remote_id]
             parent = next(r["id"] for r in raw["referenced_tweets"] if r["type"] == "replied_to")
-            assert post.reply_parent is not None and post.reply_parent.remote_id == parent
+            assert post.reply_parent is not None
+            assert post.reply_parent.remote_id == parent
             assert post.reply_root is not None
             assert post.reply_root.remote_id == raw["conversation_id"]
         for post in posts.values():
@@ -72,24 +71,32 @@ class TestSearchPage:
             tags = [h["tag"].lower() for h in raw.get("entities", {}).get("hashtags", [])]
             assert list(post.hashtags) == tags
             assert post.url == f"https://x.com/{post.author.handle}/status/{post.remote_id}"
-            assert post.raw is not None and json.loads(post.raw)["id"] == post.remote_id
+            assert post.raw is not None
+            assert json.loads(post.raw)["id"] == post.remote_id
         roots = [p for p in posts.values() if p.reply_parent is None]
         assert all(p.reply_root is None for p in roots)
 
     def test_host_posts_and_mentions_are_recognised(self) -> None:
         page = first("brexit.jsonl")
         some = next(
-            t for t in page["data"] if t.get("entities", {}).get("mentions")
-            and "referenced_tweets" not in t
+            t
+            for t in page["data"]
+            if t.get("entities", {}).get("mentions") and "referenced_tweets" not in t
         )
         mentioned = some["entities"]["mentions"][0]["username"]
         events = normaliser(user_id=some["author_id"], username=mentioned).parse(page).events
-        post = next(e.post for e in events if isinstance(e, PostReceived)
-                    and e.post.remote_id == some["id"])
+        post = next(
+            e.post
+            for e in events
+            if isinstance(e, PostReceived) and e.post.remote_id == some["id"]
+        )
         assert post.is_own is True
         assert post.mentions_host is True
-        others = [e.post for e in events if isinstance(e, PostReceived)
-                  and e.post.author.author_id != some["author_id"]]
+        others = [
+            e.post
+            for e in events
+            if isinstance(e, PostReceived) and e.post.author.author_id != some["author_id"]
+        ]
         assert not any(p.is_own for p in others)
 
 
@@ -177,10 +184,12 @@ class TestEditsRetweetsAndLongPosts:
 class TestIds:
     def test_snowflake_time_and_rewind(self) -> None:
         when = snowflake_time("1440716895355764743")
-        assert when is not None and when.isoformat().startswith("2021-09-22T16:37:29")
+        assert when is not None
+        assert when.isoformat().startswith("2021-09-22T16:37:29")
         earlier = rewind_id("1440716895355764743", 30)
         back = snowflake_time(earlier)
-        assert back is not None and 29.9 < (when - back).total_seconds() < 30.1
+        assert back is not None
+        assert 29.9 < (when - back).total_seconds() < 30.1
 
     def test_newer_id_compares_numbers(self) -> None:
         assert newer_id("999", "1000") == "1000"

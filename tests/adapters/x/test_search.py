@@ -7,22 +7,11 @@ import time
 from collections.abc import Callable
 
 from mhchat.emulators.x import XEmulator
-from mhchat.events import HealthStatus, PostReceived, RepostSeen
-from mhchat.testing import RecordingSink
+from mhchat.events import HealthStatus, RepostSeen
 
-from .conftest import Rig
+from .conftest import Rig, received_ids, until
 
 SEARCH = {"ingest": "search", "poll_interval": 0.1, "search_max_results": 10}
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 8.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-def received_ids(sink: RecordingSink) -> list[str]:
-    return [e.post.remote_id for e in sink.events if isinstance(e, PostReceived)]
 
 
 class TestSearchPolling:
@@ -45,7 +34,8 @@ class TestSearchPolling:
         ids = received_ids(sink)
         assert len(ids) == len(set(ids)) == 28
         assert r.state.values["since_id"] == max(later, key=int)
-        assert adapter.poller is not None and adapter.poller.failures == 0
+        assert adapter.poller is not None
+        assert adapter.poller.failures == 0
 
     async def test_cursor_saved_only_with_the_last_page(
         self, rig: Callable[..., Rig], emulator: XEmulator
@@ -81,7 +71,8 @@ class TestSearchPolling:
         try:
             await until(lambda: adapter.health().status is HealthStatus.RATE_LIMITED)
             budget = dict(adapter.health().budgets)["search"]
-            assert budget.remaining == 0 and budget.resets_at is not None
+            assert budget.remaining == 0
+            assert budget.resets_at is not None
             post = emulator.post_tweet("alice", "A1 after the limit #MHChat")
             await until(lambda: post in received_ids(sink))
             waited = time.monotonic() - started
@@ -114,9 +105,7 @@ class TestSearchPolling:
         assert basic._base_interval() == 15.0  # 60 requests per 15 minutes
         assert free._base_interval() == 900.0  # 1 request per 15 minutes
 
-    async def test_backfill_capability(
-        self, rig: Callable[..., Rig], emulator: XEmulator
-    ) -> None:
+    async def test_backfill_capability(self, rig: Callable[..., Rig], emulator: XEmulator) -> None:
         posted = [emulator.post_tweet("a", f"A{i} #MHChat") for i in range(4)]
         adapter, sink = rig(settings={"ingest": "off"}).adapter()
         await adapter.start()

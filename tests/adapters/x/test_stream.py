@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from mhchat.emulators.x import XEmulator
@@ -15,26 +16,10 @@ from mhchat.events import (
     PostReceived,
     RepostSeen,
 )
-from mhchat.testing import RecordingSink
 
-from .conftest import Rig
+from .conftest import Rig, counter, received_ids, until
 
 PAYLOADS = Path(__file__).parent / "payloads"
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 8.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-def counter(adapter: object, name: str) -> int:
-    health = adapter.health()  # type: ignore[attr-defined]
-    return dict(health.counters).get(name, 0)
-
-
-def received_ids(sink: RecordingSink) -> list[str]:
-    return [e.post.remote_id for e in sink.events if isinstance(e, PostReceived)]
 
 
 class TestStream:
@@ -86,7 +71,7 @@ class TestStream:
                 # Posted in the same instant: the closing stream never carries it, only the
                 # gap fill after the reconnect can find it.
                 posted.append(emulator.post_tweet("bob", f"A2 gap {round_} #MHChat"))
-                await until(lambda: emulator.stream_connections == connections + 1)
+                await until(partial(lambda n: emulator.stream_connections == n + 1, connections))
                 await until(lambda: emulator.open_streams == 1)
                 posted.append(emulator.post_tweet("carol", f"A3 live {round_} #MHChat"))
             await until(lambda: set(posted) <= set(received_ids(sink)))
@@ -175,11 +160,13 @@ class TestStream:
         finally:
             await adapter.stop()
         repost = next(e for e in sink.events if isinstance(e, RepostSeen))
-        assert repost.remote_id == rt and repost.subject.remote_id == original
+        assert repost.remote_id == rt
+        assert repost.subject.remote_id == original
         edit = next(e for e in sink.events if isinstance(e, PostEdited))
-        assert edit.post.remote_id == original and edit.post.version == edited
+        assert edit.post.remote_id == original
+        assert edit.post.version == edited
         assert edit.post.text == "A1 second try #MHChat"
-        posts = {e.post.remote_id: e.post for e in sink.events if isinstance(e, PostReceived)}
+        posts = {str(e.post.remote_id): e.post for e in sink.events if isinstance(e, PostReceived)}
         assert posts[long_id].text == long_text
         assert posts[mention].mentions_host is True
         assert posts[original].mentions_host is False

@@ -19,7 +19,7 @@ from mhchat.errors import (
 )
 from mhchat.events import HealthStatus, PostRef, RemoteId
 
-from .conftest import X, Rig
+from .conftest import Rig, X
 
 OFF = {"ingest": "off"}
 
@@ -89,8 +89,13 @@ class TestPublishAndReply:
         newest = emulator.edit_tweet(original, "A1 hello @MHChatHost #MHChat")
         ref = PostRef(remote_id=RemoteId(original), version=newest)
         action = Reply(
-            key="w", platform=X, purpose=Purpose.WELCOME, text="Welcome!", parent=ref,
-            root=ref, parent_mentions_host=True,
+            key="w",
+            platform=X,
+            purpose=Purpose.WELCOME,
+            text="Welcome!",
+            parent=ref,
+            root=ref,
+            parent_mentions_host=True,
         )
         adapter, _ = rig(settings=OFF).adapter()
         await adapter.start()
@@ -232,7 +237,9 @@ class TestFailures:
         target = emulator.post_tweet("alice", "A1 #MHChat")
         adapter, _ = rig(settings=OFF).adapter()
         undo = Unrepost(
-            key="u", platform=X, purpose=Purpose.UNDO_REPOST,
+            key="u",
+            platform=X,
+            purpose=Purpose.UNDO_REPOST,
             target=PostRef(remote_id=RemoteId(target)),
         )
         await adapter.start()
@@ -244,7 +251,8 @@ class TestFailures:
             assert await adapter.check_outcome(undo) == Sent(remote_id="")
         finally:
             await adapter.stop()
-        assert isinstance(done, Sent) and done.remote_id
+        assert isinstance(done, Sent)
+        assert done.remote_id
         assert emulator.retweets == []
 
     async def test_server_error_is_transient_and_429_carries_the_reset(
