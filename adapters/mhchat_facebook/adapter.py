@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from mhchat.actions import Action, Publish, Reply, Repost, Sent, Skipped, Unrepost
+from mhchat.actions import Action, Publish, Reply, Repost, Sent, Unrepost
 from mhchat.adapters import AdapterContext, Capability, Checkpoint
 from mhchat.errors import AdapterError, AuthExpired, OutcomeUnknown, RateLimited, Unsupported
 from mhchat.events import Health, HealthStatus
@@ -59,6 +59,7 @@ class FacebookAdapter:
         self._token_problem: str | None = None
         self._graph_problem: str | None = None
         self._backfill_lock = asyncio.Lock()
+        self._settled = asyncio.Event()
 
     # -- intake host -------------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class FacebookAdapter:
         if self._running:
             return
         self._running = True
+        self._settled.clear()
         self._started_at = self.ctx.clock.now()
         self._task = asyncio.create_task(self._watch(), name="facebook-feed-watch")
         self.ctx.log.info("facebook_started", page_id=self.config.page_id)
@@ -95,14 +97,21 @@ class FacebookAdapter:
 
     async def _watch(self) -> None:
         """Check the token, fill the gap since the last run, then poll when webhooks go quiet."""
-        await self.check_token()
-        await self._guarded(self._catch_up())
+        try:
+            await self.check_token()
+            await self._guarded(self._catch_up())
+        finally:
+            self._settled.set()
         while True:
             await self.ctx.clock.sleep(self.config.backfill_check_seconds)
             since = self.backfill_due()
             if since is not None:
                 self.counters["quiet_backfills"] += 1
                 await self._guarded(self._backfill_since(since))
+
+    async def settled(self) -> None:
+        """Wait until the first token check and the catch-up after start are done."""
+        await self._settled.wait()
 
     async def _guarded(self, work: Any) -> None:
         try:
@@ -186,7 +195,7 @@ class FacebookAdapter:
 
     # -- actions -----------------------------------------------------------------------------
 
-    async def perform(self, action: Action) -> Sent | Skipped:
+    async def perform(self, action: Action) -> Sent:
         if isinstance(action, Repost | Unrepost):
             raise Unsupported(
                 "a Facebook page cannot repost or undo a repost; reply on the page's thread"

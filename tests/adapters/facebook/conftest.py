@@ -161,6 +161,7 @@ async def make_rig(
         emulator.webhook_url = rig.webhook_url
         if start:
             await adapter.start()
+            await adapter.settled()
         return rig
 
     yield build

@@ -1,4 +1,4 @@
-"""The webhook endpoint through a real aiohttp app with the sub-app mounted at /webhooks/facebook."""
+"""The webhook endpoint, through a real aiohttp app with the sub-app at /webhooks/facebook."""
 
 from __future__ import annotations
 
@@ -62,7 +62,13 @@ class TestDelivery:
         assert resp.status == 200
         events = rig.sink.events
         kinds = [type(e).__name__ for e in events]
-        assert kinds == ["PostReceived", "PostReceived", "PostEdited", "PostDeleted", "PostDeleted"]
+        assert kinds == [
+            "PostReceived",
+            "PostReceived",
+            "PostEdited",
+            "PostDeleted",
+            "PostDeleted",
+        ]
         status, comment = (e.post for e in events[:2] if isinstance(e, PostReceived))
         assert status.remote_id == "137542570280222_139610053406744"
         assert status.text == "test"
