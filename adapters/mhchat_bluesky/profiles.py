@@ -23,6 +23,7 @@ from .mapping import Profile, profile_from_view
 
 _BATCH = 25
 _RETRY_AFTER = timedelta(seconds=60)
+_FRESH_FOR = timedelta(hours=1)  # handles and bot labels change; look them up again hourly
 
 
 class ProfileCache:
@@ -35,7 +36,7 @@ class ProfileCache:
         self._clock = clock
         self._timeout = timeout
         self._size = size
-        self._known: OrderedDict[str, Profile] = OrderedDict()
+        self._known: OrderedDict[str, tuple[Profile, datetime]] = OrderedDict()
         self._failed_until: datetime | None = None
         self.failures = 0
 
@@ -44,17 +45,20 @@ class ProfileCache:
         if found is None:
             return Profile(handle=did)
         self._known.move_to_end(did)
-        return found
+        return found[0]
 
     def put(self, did: str, profile: Profile) -> None:
-        self._known[did] = profile
+        self._known[did] = (profile, self._clock.now())
         self._known.move_to_end(did)
         while len(self._known) > self._size:
             self._known.popitem(last=False)
 
     async def resolve(self, dids: Iterable[str]) -> None:
         """Look up the DIDs not yet known, in batches, within the timeout."""
-        missing = list(dict.fromkeys(d for d in dids if d not in self._known))
+        stale = self._clock.now() - _FRESH_FOR
+        missing = list(
+            dict.fromkeys(d for d in dids if d not in self._known or self._known[d][1] < stale)
+        )
         if not missing:
             return
         if self._failed_until is not None and self._clock.now() < self._failed_until:
