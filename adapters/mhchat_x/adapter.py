@@ -30,7 +30,7 @@ from mhchat_x.intake import CURSOR_KEY, Intake
 from mhchat_x.mapping import HostIdentity, Normaliser, rewind_id
 from mhchat_x.poller import SearchPoller, backfill
 from mhchat_x.ratelimit import RateBook, WriteWindow
-from mhchat_x.search import Searcher, search_query
+from mhchat_x.search import CostCapped, Searcher, search_query
 from mhchat_x.status import HealthBoard
 from mhchat_x.stream import RULE_TAG, StreamIngest
 from mhchat_x.writes import Writer
@@ -341,22 +341,30 @@ class XAdapter:
             )
         else:
             since = rewind_id(since, self.settings.rewind_seconds)
-        try:
-            count = await backfill(
-                self.intake,
-                self._searcher(),
-                self._query(),
-                self.ctx.clock,
-                since_id=since,
-                start_time=start,
-            )
-        except (TransientFailure, PermanentFailure, RateLimited, AuthExpired) as exc:
-            self.log.info("x_gap_fill_failed", error=type(exc).__name__)
-            return
-        except Exception as exc:  # noqa: BLE001 - the stream must survive a failed backfill
-            self.log.info("x_gap_fill_failed", error=type(exc).__name__)
-            return
-        self.board.bump("backfilled", count)
+        clock = self.ctx.clock
+        for attempt in range(1, 6):
+            try:
+                count = await backfill(
+                    self.intake,
+                    self._searcher(),
+                    self._query(),
+                    clock,
+                    since_id=since,
+                    start_time=start,
+                )
+            except RateLimited as exc:
+                wait = (exc.retry_at - clock.now()).total_seconds() if exc.retry_at else 60.0
+            except TransientFailure:
+                wait = 2.0**attempt
+            except (PermanentFailure, AuthExpired, CostCapped) as exc:
+                self.log.info("x_gap_fill_failed", error=type(exc).__name__)
+                return
+            else:
+                self.board.bump("backfilled", count)
+                return
+            self.log.info("x_gap_fill_retry", attempt=attempt, wait=round(wait, 2))
+            await clock.sleep(max(wait, 0.0) + 0.1)
+        # Still open: the cursor stays put, so the next (re)connect or restart covers it.
 
     async def backfill(self, since_seconds: float) -> int:
         if self.read_cred is None:

@@ -3,7 +3,8 @@
 The cursor is the newest post id stored. It is saved only in the same sink call as the events
 it covers. While a search backfill is filling a gap, stream events go out without the cursor
 (their ids are newer than the gap); the backfill's last page then carries the highest id of both,
-so a crash mid-backfill never skips the gap.
+so a crash mid-backfill never skips the gap. A backfill that fails leaves the gap open: the
+cursor stays where it was until a later backfill covers the gap.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Intake:
         self.board = board
         self.since_id = since_id
         self._holds = 0
+        self._gap_open = False
         self._pending: str | None = None
         self.recent: dict[str, tuple[str, datetime]] = {}
         """Ids to look up for deletion: lookup id -> (stored remote id, when seen)."""
@@ -48,6 +50,7 @@ class Intake:
     async def release(self, newest: str | None, events: Sequence[Event], now: datetime) -> None:
         """A backfill ends (successfully): publish its last page with the combined cursor."""
         self._holds = max(0, self._holds - 1)
+        self._gap_open = False
         newest = newer_id(newest, self._pending)
         if self._holds == 0:
             self._pending = None
@@ -56,10 +59,15 @@ class Intake:
     def abandon(self) -> None:
         """A backfill failed: keep the cursor where it was, so the next one covers the gap."""
         self._holds = max(0, self._holds - 1)
+        self._gap_open = True
+
+    @property
+    def gap_open(self) -> bool:
+        return self._gap_open
 
     async def emit(self, events: Sequence[Event], newest: str | None, now: datetime) -> None:
         """Stream or poll events; the cursor moves with them unless a backfill holds it."""
-        if self._holds:
+        if self._holds or self._gap_open:
             self._pending = newer_id(self._pending, newest)
             await self._publish(events, None, now)
         else:

@@ -84,6 +84,32 @@ class TestStream:
         assert counter(adapter, "duplicates_dropped") >= 1  # overlap with the stream dropped
         assert sink.state.values["since_id"] == max(posted, key=int)
 
+    async def test_gap_fill_waits_out_a_429_and_holds_the_cursor(
+        self, rig: Callable[..., Rig], emulator: XEmulator
+    ) -> None:
+        """Until the gap is searched, live posts must not move the cursor past it."""
+        r = rig()
+        adapter, sink = r.adapter()
+        await adapter.start()
+        try:
+            await until(lambda: emulator.open_streams == 1)
+            first = emulator.post_tweet("alice", "A1 #MHChat")
+            await until(lambda: first in received_ids(sink))
+            await until(lambda: r.state.values.get("since_id") == first)
+            emulator.rate_limit_next("search", reset_in=1.0)
+            emulator.disconnect_streams()
+            gap = emulator.post_tweet("bob", "A2 in the gap #MHChat")
+            await until(lambda: emulator.stream_connections == 2)
+            live = emulator.post_tweet("carol", "A3 live #MHChat")
+            await until(lambda: live in received_ids(sink))
+            assert gap not in received_ids(sink)
+            assert r.state.values["since_id"] == first  # held while the gap is open
+            await until(lambda: gap in received_ids(sink))
+            await until(lambda: r.state.values["since_id"] == max(gap, live, key=int))
+        finally:
+            await adapter.stop()
+        assert sorted(received_ids(sink)) == sorted([first, gap, live])
+
     async def test_stall_triggers_a_reconnect(
         self, rig: Callable[..., Rig], emulator: XEmulator
     ) -> None:
