@@ -120,9 +120,7 @@ class TestPublishAndReply:
         assert emulator.calls("create_tweet") == 0
         assert dict(adapter.health().counters)["skipped_reply_rule"] == 1
 
-    async def test_enterprise_may_reply_without_mention(
-        self, http: object, rig: Callable[..., Rig]
-    ) -> None:
+    async def test_enterprise_may_reply_without_mention(self, rig: Callable[..., Rig]) -> None:
         emu = XEmulator(enterprise=True)
         await emu.start()
         try:
