@@ -18,7 +18,7 @@ from mhchat_facebook.backfill import FeedPoller
 from mhchat_facebook.config import FacebookConfig
 from mhchat_facebook.graph import GraphClient, object_path
 from mhchat_facebook.mapping import Parsed
-from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint
+from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, failure
 
 _SINCE_MARGIN = timedelta(seconds=60)
 """Overlap of each poll with the last covered time: created_time lags and clocks differ."""
@@ -119,8 +119,10 @@ class FacebookAdapter:
         except AdapterError as exc:
             self._graph_problem = f"{type(exc).__name__}: {exc}"
             self.ctx.log.warning("facebook_backfill_failed", error=type(exc).__name__)
-        except Exception:  # the watcher must outlive one bad poll
-            self.ctx.log.exception("facebook_backfill_crashed")
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad poll
+            self._graph_problem = f"backfill failed: {type(exc).__name__}"
+            # No traceback locals in the log: they would carry people's posts.
+            self.ctx.log.error("facebook_backfill_crashed", **failure(exc))  # noqa: TRY400
 
     async def _catch_up(self) -> None:
         saved = await self.ctx.state.get(ALIVE_KEY)
@@ -138,6 +140,9 @@ class FacebookAdapter:
         """The time to poll from when the chat is live and webhooks have been quiet, else None."""
         now = self.ctx.clock.now()
         if self._last_activity is None:
+            return None
+        limited = self.graph.rate_limited_until
+        if limited is not None and limited > now:
             return None
         if now - self._last_activity > timedelta(seconds=self.config.live_window_seconds):
             return None

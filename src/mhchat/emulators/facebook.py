@@ -313,14 +313,10 @@ class FacebookEmulator:
         if self.slow_seconds:
             await asyncio.sleep(self.slow_seconds)
         params = dict(request.query)
-        if request.method == "POST":
-            if request.content_type == "application/json":
-                loaded = await request.json()
-                params.update({k: str(v) for k, v in dict(loaded).items()})
-            else:
-                params.update({k: str(v) for k, v in (await request.post()).items()})
         headers = self._usage_headers()
         try:
+            if request.method == "POST":
+                params.update(await self._form(request))
             caller = self._caller(request, params)
             fault = self._take_fault(request.method)
             if fault is not None and fault.mode == "error":
@@ -335,6 +331,15 @@ class FacebookEmulator:
             return web.json_response(body, headers=headers)
         except GraphFailure as failure:
             return web.json_response(failure.body(), status=failure.status, headers=headers)
+
+    async def _form(self, request: web.Request) -> dict[str, str]:
+        try:
+            if request.content_type == "application/json":
+                loaded = await request.json()
+                return {str(k): str(v) for k, v in dict(loaded).items()}
+            return {k: str(v) for k, v in (await request.post()).items()}
+        except (ValueError, TypeError) as exc:
+            raise GraphFailure(400, 100, "(#100) Could not parse the request body") from exc
 
     def _take_fault(self, method: str) -> _Fault | None:
         for index, fault in enumerate(self._faults):

@@ -6,6 +6,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
+from structlog.testing import capture_logs
+
 from mhchat.adapters import Checkpoint
 from mhchat.emulators.facebook import sign
 from mhchat.events import Event, PostDeleted, PostEdited, PostReceived
@@ -236,3 +238,22 @@ class TestRefusals:
         assert counters["ignored:no_values"] == 1
         assert counters["ignored:field:mention"] == 1
         assert rig.sink.events == []
+
+
+class TestUnexpectedFailures:
+    async def test_a_failing_sink_is_503_and_the_log_holds_no_post_text(
+        self, make_rig: RigFactory
+    ) -> None:
+        class Broken(RecordingSink):
+            def offer(
+                self, events: Sequence[Event], *, checkpoint: Checkpoint | None = None
+            ) -> asyncio.Future[None] | None:
+                raise RuntimeError("Good")  # an error message that repeats the post text
+
+        with capture_logs() as logs:
+            rig = await make_rig(page_id=RECORDED_PAGE, sink=Broken())
+            assert (await rig.deliver(comment_body())).status == 503
+        assert dict(rig.adapter.health().counters)["webhook_errors"] == 1
+        (failed,) = [entry for entry in logs if entry["event"] == "facebook_webhook_failed"]
+        assert failed["error"] == "RuntimeError"
+        assert "Good" not in repr(logs)
