@@ -74,7 +74,19 @@ async def applied_migrations(db: Database) -> dict[int, tuple[str, str]]:
 
 
 async def migrate(db: Database, folder: Path | None = None) -> MigrationReport:
-    """Bring the schema up to date; raise ``MigrationError`` when it is unsafe to."""
+    """Bring the schema up to date; raise ``MigrationError`` when it is unsafe to.
+
+    A backend shared by several processes offers ``migration_lock()`` (PostgreSQL: an advisory
+    lock) so that two instances starting together apply each file once, in turn.
+    """
+    lock = getattr(db, "migration_lock", None)
+    if lock is None:
+        return await _migrate(db, folder)
+    async with lock():
+        return await _migrate(db, folder)
+
+
+async def _migrate(db: Database, folder: Path | None) -> MigrationReport:
     files = load_migrations(folder or migrations_root() / db.dialect)
     applied = await applied_migrations(db)
     known = {m.version: m for m in files}

@@ -186,17 +186,8 @@ async def save_events(
         dead = await _tombstoned(tx, chat_id, keys) if await _any_tombstones(tx) else set()
         candidates = [received[k] for k in keys if k not in dead]
         if candidates:
-            # Rows get increasing ids from the single writer, so the rows this INSERT added
-            # are exactly those above the previous maximum: one range scan on the primary
-            # key instead of a lookup per post to tell new posts from redelivered ones.
-            top = await tx.fetchone("SELECT coalesce(max(id), 0) FROM posts")
-            await tx.executemany(
-                INSERT_POST, [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in candidates]
-            )
-            added = await tx.fetchall(
-                "SELECT platform, remote_id FROM posts WHERE id > ?", (top[0] if top else 0,)
-            )
-            new_keys = {(str(r[0]), str(r[1])) for r in added}
+            rows = [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in candidates]
+            new_keys = await _insert_new(tx, rows)
             fresh = [p for p in candidates if (p.platform, p.remote_id) in new_keys]
             batch.duplicates += len(candidates) - len(fresh)
             batch.new_posts = fresh
@@ -223,7 +214,9 @@ async def save_events(
             # An edit of a post we never saw: store it as new (unless it was deleted).
             if await _tombstoned(tx, chat_id, [(post.platform, post.remote_id)]):
                 continue
-            await tx.execute(INSERT_POST, post_row(chat_id, post, stamp, keep_raw=keep_raw))
+            row = post_row(chat_id, post, stamp, keep_raw=keep_raw)
+            if await tx.execute(INSERT_POST, row) == 0:
+                continue  # another writer stored it first
             batch.new_posts.append(post)
             await _note_participants(tx, chat_id, [post], stamp, batch)
 
@@ -235,6 +228,23 @@ async def save_events(
             [(chat_id, platform, cp.key, cp.value, stamp) for platform, cp in checkpoints],
         )
     return batch
+
+
+async def _insert_new(tx: Tx, rows: list[tuple[object, ...]]) -> set[tuple[str, str]]:
+    """Insert post rows; return the (platform, remote_id) pairs that were not there before."""
+    if getattr(tx, "dialect", "sqlite") == "postgresql":
+        from mhchat.store.postgres import insert_posts_returning  # noqa: PLC0415 - optional
+
+        return await insert_posts_returning(tx, _POST_COLUMNS, rows)  # type: ignore[arg-type]
+    # SQLite: rows get increasing ids from the single writer, so the rows this INSERT added
+    # are exactly those above the previous maximum: one range scan on the primary key
+    # instead of a lookup per post to tell new posts from redelivered ones.
+    top = await tx.fetchone("SELECT coalesce(max(id), 0) FROM posts")
+    await tx.executemany(INSERT_POST, rows)
+    added = await tx.fetchall(
+        "SELECT platform, remote_id FROM posts WHERE id > ?", (top[0] if top else 0,)
+    )
+    return {(str(r[0]), str(r[1])) for r in added}
 
 
 async def _note_participants(
