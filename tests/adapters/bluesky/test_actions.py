@@ -148,6 +148,18 @@ class TestRepost:
             assert await adapter.perform(undo) == Sent(remote_id=sent.remote_id)
             assert emu.records(world.host, REPOST) == []
             assert isinstance(await adapter.perform(undo), Skipped)
+            assert await adapter.check_outcome(undo) == Sent(remote_id="")
+            foreign = emu.repost(world.alice, answer)
+            with pytest.raises(PermanentFailure, match="not a repost record of the host"):
+                await adapter.perform(
+                    Unrepost(
+                        key="un2",
+                        platform=BLUESKY,
+                        purpose=Purpose.UNDO_REPOST,
+                        target=target,
+                        repost_id=foreign,
+                    )
+                )
 
     async def test_lost_answer_is_unknown_then_checked(
         self, world: World, running: Runner

@@ -202,6 +202,30 @@ class TestFaults:
         assert dict(health.counters)["malformed_frames"] == 2 + 1
         assert health.status.value == "ok"
 
+    async def test_profile_lookup_failure_falls_back_to_the_did(
+        self, world: World, running: Runner, emulator: BlueskyEmulator
+    ) -> None:
+        sink = RecordingSink()
+        emulator.fail_next("app.bsky.actor.getProfiles", status=502, error="UpstreamFailure")
+        async with running(sink) as adapter:
+            uri = emulator.post(world.alice, "A1 appview is down #MHChat")
+            await sink.wait_for(lambda _: uri in sink.remote_ids(), 5)
+            failures = dict(adapter.health().counters)["profile_lookup_failures"]
+        assert sink.posts()[0].author.handle == world.alice
+        assert failures == 1
+
+    async def test_backfill_searches_by_tag(self, world: World, running: Runner) -> None:
+        sink = RecordingSink()
+        emu = world.emulator
+        earlier = [emu.post(world.alice, f"A{i} earlier #MHChat") for i in range(3)]
+        emu.post(world.bob, "no tag here")
+        async with running(sink, search_max_pages=5, cursor_overlap_seconds=0.0) as adapter:
+            await asyncio.sleep(0.1)
+            assert sink.posts() == []  # the stream starts after them
+            found = await adapter.backfill(3600)
+            await sink.wait_for(lambda _: set(earlier) <= set(sink.remote_ids()), 5)
+        assert found == 3
+
     async def test_stream_down_falls_back_to_search(self, world: World, running: Runner) -> None:
         sink = RecordingSink()
         emu = world.emulator
