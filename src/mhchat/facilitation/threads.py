@@ -6,9 +6,10 @@ Two groupings are kept per post:
   Facebook post of a comment). When the platform names the root, that is it; otherwise it is
   the parent's root, or the parent itself while the parent has not arrived yet.
 - ``question``: the question of tonight's session the post belongs to, by the chat convention:
-  its own tag ("A2", "A2:", "a2 -"; our own questions are tagged "Q2"), else the tag of the post
-  it quotes, else of its parent, else of its thread's root. A question groups answers on all
-  platforms.
+  its own tag ("A2", "A2:", "a2 -"; our own questions are tagged "Q2"), else the question of the
+  post it quotes, else of its parent, else of its thread's root. So replying to or quoting Q2
+  answers Q2, and a reply to an answer joins that answer's question. A question groups answers
+  on all platforms.
 
 Posts arrive in any order (a reply before its parent). ``apply_batch`` updates the grouping
 incrementally against a ``LinkStore`` (SQL in production, memory in tests) and reaches the same
@@ -61,15 +62,30 @@ class Link:
     """Resolved question number (filled in by the grouping)."""
 
 
-def _question(link: Link, tags: Mapping[PostKey, int | None]) -> int | None:
-    if link.tag is not None:
-        return link.tag
-    for ref in (link.quoted, link.parent, link.root):
-        if ref is not None and ref != link.key:
-            found = tags.get(ref)
-            if found is not None:
-                return found
-    return None
+def _questions(
+    links: Mapping[PostKey, Link], outside: Mapping[PostKey, int | None]
+) -> dict[PostKey, int | None]:
+    """Resolve the question of every link: its own tag, else that of the post it quotes, its
+    parent, its root (in that order). ``outside`` holds resolved questions of other posts."""
+    memo: dict[PostKey, int | None] = {}
+
+    def q_of(key: PostKey, seen: frozenset[PostKey]) -> int | None:
+        if key in memo:
+            return memo[key]
+        link = links[key]
+        found = link.tag
+        if found is None:
+            for ref in (link.quoted, link.parent, link.root):
+                if ref is None or ref == key or ref in seen:
+                    continue
+                value = q_of(ref, seen | {key}) if ref in links else outside.get(ref)
+                if value is not None:
+                    found = value
+                    break
+        memo[key] = found
+        return found
+
+    return {key: q_of(key, frozenset()) for key in links}
 
 
 def group(links: Iterable[Link]) -> dict[PostKey, Link]:
@@ -93,8 +109,8 @@ def group(links: Iterable[Link]) -> dict[PostKey, Link]:
         return found
 
     resolved = {k: replace(v, root=root_of(k, frozenset())) for k, v in by_key.items()}
-    tags = {k: v.tag for k, v in resolved.items()}
-    return {k: replace(v, question=_question(v, tags)) for k, v in resolved.items()}
+    questions = _questions(resolved, {})
+    return {k: replace(v, question=questions[k]) for k, v in resolved.items()}
 
 
 class LinkStore(Protocol):
@@ -153,13 +169,39 @@ async def apply_batch(new: list[Link], store: LinkStore) -> list[Link]:
             root = updated[root].root
         updated[waiting.key] = replace(waiting, root=root)
 
-    refs: set[PostKey] = set()
-    for link in updated.values():
-        refs.update(r for r in (link.quoted, link.parent, link.root) if r is not None)
-    stored_refs = await store.get({r for r in refs if r not in updated})
-    tags: dict[PostKey, int | None] = {k: v.tag for k, v in stored_refs.items()}
-    tags.update({k: v.tag for k, v in updated.items()})
-    result = [replace(link, question=_question(link, tags)) for link in updated.values()]
+    # Questions follow quotes, parents and roots; when one changes, the posts that refer to
+    # it are fetched and resolved again, until nothing changes.
+    stored_q: dict[PostKey, int | None] = {
+        k: v.question for k, v in updated.items() if k not in fresh
+    }
+    outside: dict[PostKey, int | None] = {}
+    expanded: set[PostKey] = set(fresh)
+    while True:
+        refs = {
+            r
+            for link in updated.values()
+            for r in (link.quoted, link.parent, link.root)
+            if r is not None
+        }
+        missing = {r for r in refs if r not in updated and r not in outside}
+        if missing:
+            found = await store.get(missing)
+            outside.update({k: found[k].question if k in found else None for k in missing})
+        questions = _questions(updated, outside)
+        changed = {
+            k
+            for k, q in questions.items()
+            if k not in expanded and (k in fresh or q != stored_q.get(k))
+        }
+        updated = {k: replace(v, question=questions[k]) for k, v in updated.items()}
+        if not changed:
+            break
+        expanded |= changed
+        for waiting in await store.dependents(changed):
+            if waiting.key not in updated:
+                updated[waiting.key] = waiting
+                stored_q[waiting.key] = waiting.question
+    result = list(updated.values())
     await store.put(result)
     return result
 

@@ -86,7 +86,9 @@ class SpamTracker:
         core = " ".join(w for w in folded.split() if not w.startswith(("#", "@")))
         reason: str | None = None
         if len(core) >= 25:
-            digest = hashlib.blake2b(core.encode(), digest_size=12).digest()
+            # Per platform: one person cross-posting to X, Bluesky and Facebook is not spam.
+            platform = item.author[0] if item.author else ""
+            digest = hashlib.blake2b(f"{platform}\x00{core}".encode(), digest_size=12).digest()
             count = self._counts.get((digest, item.author), 0) + 1
             self._counts[(digest, item.author)] = count
             self._remember(self._counts, (digest, item.author))  # type: ignore[arg-type]

@@ -59,6 +59,31 @@ def _compile(entries: list[tuple[str, str, bool]]) -> _Compiled | None:
     return _Compiled(re.compile("|".join(groups)), tuple((lang, p) for lang, p, _ in entries))
 
 
+_SENTENCES = re.compile(r"[.!?;\n]+")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pairs:
+    """A sentence that speaks of oneself and of a risk, with no "unless" context, matches."""
+
+    language: str
+    self_terms: re.Pattern[str]
+    risk: re.Pattern[str]
+    unless: re.Pattern[str] | None
+
+    def find(self, sentence: str) -> str | None:
+        risk = self.risk.search(sentence)
+        if risk is None or self.self_terms.search(sentence) is None:
+            return None
+        if self.unless is not None and self.unless.search(sentence):
+            return None
+        return risk[0]
+
+
+def _alternation(terms: list[str], *, boundaries: bool) -> re.Pattern[str]:
+    return re.compile("|".join(_phrase_pattern(t, boundaries=boundaries) for t in terms))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrisisLexicon:
     reviewed: date
@@ -69,10 +94,23 @@ class CrisisLexicon:
     source: str
     _phrases: _Compiled | None
     _excludes: _Compiled | None
+    _pairs: tuple[_Pairs, ...] = ()
 
     def find(self, text: str) -> CrisisMatch | None:
-        """The first crisis phrase in ``text`` not covered by an exclusion, if any."""
+        """The first crisis phrase in ``text`` not covered by an exclusion, if any; else the
+        first sentence that pairs a self term with a risk term."""
         folded = normalise(text)
+        return self._find_phrase(folded) or self._find_pair(folded)
+
+    def _find_pair(self, folded: str) -> CrisisMatch | None:
+        for sentence in _SENTENCES.split(folded):
+            for pairs in self._pairs:
+                term = pairs.find(sentence)
+                if term is not None:
+                    return CrisisMatch(language=pairs.language, phrase=f"self + {term}")
+        return None
+
+    def _find_phrase(self, folded: str) -> CrisisMatch | None:
         if self._phrases is None:
             return None
         covered: list[tuple[int, int]] = []
@@ -109,6 +147,7 @@ def parse_lexicon(doc: Mapping[str, Any], *, source: str) -> CrisisLexicon:
     phrases: list[tuple[str, str, bool]] = []
     excludes: list[tuple[str, str, bool]] = []
     languages: list[str] = []
+    pairs: list[_Pairs] = []
     for lang, table in doc.items():
         if lang == "meta":
             continue
@@ -121,6 +160,22 @@ def parse_lexicon(doc: Mapping[str, Any], *, source: str) -> CrisisLexicon:
         excludes.extend(
             (str(lang), str(p), boundaries) for p in table.get("exclude", []) if str(p).strip()
         )
+        pair_t = table.get("pairs")
+        if isinstance(pair_t, Mapping):
+            if not pair_t.get("self") or not pair_t.get("risk"):
+                problems.append(f"{source}: [{lang}.pairs] needs both self and risk lists.")
+                continue
+            unless = [str(u) for u in pair_t.get("unless", [])]
+            pairs.append(
+                _Pairs(
+                    language=str(lang),
+                    self_terms=_alternation(
+                        [str(t) for t in pair_t["self"]], boundaries=boundaries
+                    ),
+                    risk=_alternation([str(t) for t in pair_t["risk"]], boundaries=boundaries),
+                    unless=_alternation(unless, boundaries=boundaries) if unless else None,
+                )
+            )
     if problems:
         raise ConfigError(problems)
     return CrisisLexicon(
@@ -134,6 +189,7 @@ def parse_lexicon(doc: Mapping[str, Any], *, source: str) -> CrisisLexicon:
         source=source,
         _phrases=_compile(phrases),
         _excludes=_compile(excludes),
+        _pairs=tuple(pairs),
     )
 
 

@@ -1,0 +1,95 @@
+"""``mhchat triage``: run the safety step on example posts and print each decision.
+
+Input: plain lines, or JSON lines with a ``text`` field (other fields are echoed back, so a
+labelled file can be checked). Output: one JSON line per post with ``decision`` and ``reason``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+BATCH = 256
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "triage",
+        help="show the safety step's decision on example posts (JSON lines out)",
+        description=(
+            "Read posts (plain lines, or JSON lines with a \"text\" field) and print each"
+            " post's decision (ok, crisis, abuse, spam) and reason as JSON lines. Crisis"
+            " phrases cover English, Spanish, French, German, Portuguese, Italian, Dutch and"
+            " Japanese; the abuse model is English."
+        ),
+    )
+    parser.add_argument("file", nargs="?", default="-", help="input file, or - for standard input")
+    parser.add_argument("-c", "--config", help="TOML configuration file (for [safety] settings)")
+    parser.set_defaults(func=run)
+
+
+def _records(stream: IO[str]) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(stream, start=1):
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if text.lstrip().startswith("{"):
+            try:
+                data = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("text"), str):
+                yield {"line": number, **data}
+                continue
+        yield {"line": number, "text": text}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mhchat.config import load_settings  # noqa: PLC0415 - keep `mhchat --help` fast
+    from mhchat.errors import ConfigError  # noqa: PLC0415
+    from mhchat.facilitation.handler import build_triage  # noqa: PLC0415
+    from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415
+    from mhchat.facilitation.triage.classifier import TriageInput  # noqa: PLC0415
+
+    try:
+        triage = build_triage(facilitation_settings(load_settings(args.config)))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    if args.file == "-":
+        stream: IO[str] = sys.stdin
+    else:
+        try:
+            stream = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            print(f"{args.file} cannot be read: {exc.strerror}.", file=sys.stderr)
+            return 2
+    out = sys.stdout
+    try:
+        pending: list[dict[str, Any]] = []
+        for record in _records(stream):
+            pending.append(record)
+            if len(pending) >= BATCH:
+                _flush(triage, pending, out, TriageInput)
+        _flush(triage, pending, out, TriageInput)
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return 0
+
+
+def _flush(triage: Any, pending: list[dict[str, Any]], out: IO[str], make: Any) -> None:
+    if not pending:
+        return
+    results = triage.classify_many([make(text=r["text"], author=("input", "author")) for r in pending])
+    for record, result in zip(pending, results, strict=True):
+        record["decision"] = result.verdict.value
+        record["reason"] = result.reason
+        out.write(orjson.dumps(record).decode() + "\n")
+    pending.clear()
