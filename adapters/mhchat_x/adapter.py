@@ -310,7 +310,9 @@ class XAdapter:
                 cost=self.cost,
                 log=self.log,
                 base_interval=self._base_interval(),
-                first_start=self._first_start(),
+                # Without a cursor, start where the adapter started rather than a week back.
+                first_start=self._first_start()
+                or self._started_at - timedelta(seconds=self.settings.rewind_seconds),
             )
             await self.poller.run()
             return

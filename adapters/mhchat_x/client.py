@@ -115,7 +115,11 @@ class XClient:
         self.check_usable(cred, endpoint)
         url = self.url(path, params)
         for attempt in (1, 2):
-            authorization = await cred.authorization(method, url)
+            try:
+                authorization = await cred.authorization(method, url)
+            except AuthExpired:
+                self.mark_expired(cred, self._expired_sentence(cred))
+                raise
             status, headers, payload = await self._send(method, url, authorization, body, write)
             self.ratebook.observe(endpoint, headers)
             if status == 401:

@@ -16,6 +16,7 @@ from mhchat.events import (
     PostReceived,
     RepostSeen,
 )
+from mhchat.testing import FakeClock
 
 from .conftest import Rig, counter, received_ids, until
 
@@ -127,6 +128,27 @@ class TestStream:
             await adapter.stop()
         assert counter(adapter, "stalls") == 1
         assert 0.5 < waited < 3.0  # stall_seconds is 0.6 in these tests
+
+    async def test_stall_timer_runs_on_the_adapters_clock(
+        self, rig: Callable[..., Rig], emulator: XEmulator
+    ) -> None:
+        """With a fake clock, silence is judged by that clock, not by wall time."""
+        clock = FakeClock()
+        adapter, _ = rig(clock=clock).adapter()
+        await adapter.start()
+        try:
+            await until(lambda: emulator.open_streams == 1)
+            emulator.stall_streams()
+            await asyncio.sleep(1.0)  # wall time past stall_seconds, fake time still
+            assert counter(adapter, "stalls") == 0
+            assert emulator.stream_connections == 1
+            for _ in range(10):
+                clock.advance(0.15)
+                await asyncio.sleep(0.01)
+            await until(lambda: emulator.stream_connections == 2)
+        finally:
+            await adapter.stop()
+        assert counter(adapter, "stalls") == 1
 
     async def test_recorded_lines_with_a_truncated_one(
         self, rig: Callable[..., Rig], emulator: XEmulator
