@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,16 +26,38 @@ from tests.adapters.bluesky_network.network import (
 
 from mhchat.emulators.jetstream_bridge import JetstreamBridge
 
+HERE = Path(__file__).resolve().parent
 HOST = "mhchathost"
 PARTICIPANTS = ("alice", "bob", "carol")
+RATE_LIMITED = "dave"
+"""An account whose createSession budget a test spends to the last point."""
+
+
+_prepared: dict[str, Any] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Install the network (about a minute on a fresh machine) before any test's timeout runs,
+    and only when a test of this folder was selected."""
+    if not any(HERE in Path(str(item.path)).parents for item in items):
+        return
+    try:
+        ensure_services()
+        _prepared["node"] = install()
+    except NetworkError as exc:
+        _prepared["error"] = str(exc)
 
 
 @pytest.fixture(scope="session")
 def atproto_network() -> Iterator[AtprotoNetwork]:
     try:
-        ensure_services()
-        node = install()
-        network = start_network(node, [HOST, *PARTICIPANTS], rate_limits=True)
+        if "error" in _prepared:
+            raise NetworkError(_prepared["error"])
+        node = _prepared.get("node")
+        if node is None:
+            ensure_services()
+            node = install()
+        network = start_network(node, [HOST, *PARTICIPANTS, RATE_LIMITED], rate_limits=True)
     except NetworkError as exc:
         pytest.fail(f"cannot run the local AT Protocol network: {exc}", pytrace=False)
     try:

@@ -28,9 +28,8 @@ from tests.adapters.bluesky_network.helpers import (
 from tests.adapters.bluesky_network.network import AtprotoNetwork
 
 from mhchat.actions import Publish, Purpose, Reply, Repost, Unrepost
-from mhchat.adapters import Adapter
 from mhchat.emulators.jetstream_bridge import JetstreamBridge
-from mhchat.errors import PermanentFailure
+from mhchat.errors import PermanentFailure, RateLimited
 from mhchat.events import HealthStatus, PostRef, RemoteId
 from mhchat.testing import MemoryState, RecordingSink
 from mhchat_bluesky import create
@@ -62,15 +61,15 @@ async def make_adapter(
     atproto_network: AtprotoNetwork, bridge: JetstreamBridge, http: aiohttp.ClientSession
 ) -> AsyncIterator[Factory]:
     """Build (not start) adapters on the real network; all are stopped after the test."""
-    made: list[Adapter] = []
-    host = atproto_network.accounts[HOST]
+    made: list[Any] = []
 
-    def build(sink: RecordingSink, **settings: Any) -> Any:
+    def build(sink: RecordingSink, account: str = HOST, **settings: Any) -> Any:
+        user = atproto_network.accounts[account]
         ctx = adapter_context(
             pds_url=atproto_network.pds_url,
             jetstream_url=bridge.jetstream_url,
-            handle=host.handle,
-            app_password=host.app_password,
+            handle=user.handle,
+            app_password=user.app_password,
             sink=sink,
             http=http,
             **settings,
@@ -84,8 +83,8 @@ async def make_adapter(
     finally:
         for adapter in made:
             await adapter.stop()
-            session = adapter.ctx.state.values.get(SESSION_KEY)  # type: ignore[attr-defined]
-            if session:
+            session = adapter.ctx.state.values.get(SESSION_KEY)
+            if session and adapter.config.handle == atproto_network.accounts[HOST].handle:
                 _host_session[SESSION_KEY] = session
 
 
@@ -368,3 +367,57 @@ async def test_post_over_300_graphemes_is_refused_with_a_clear_error(
     ]
     assert ok in texts
     assert too_long not in texts
+
+
+async def test_malformed_frames_are_skipped_and_counted(
+    participants: dict[str, Any],
+    bridge: JetstreamBridge,
+    make_adapter: Factory,
+    host_state: MemoryState,
+) -> None:
+    sink = RecordingSink(host_state)
+    adapter = make_adapter(sink)
+    await adapter.start()
+    await _healthy(adapter)
+    # Both mention the tag, so they get past the cheap pre-filter and are parsed.
+    bridge.inject_frame("{not json #MHChat")
+    bridge.inject_frame(
+        '{"did": "did:plc:x", "time_us": 1, "kind": "commit", "commit": "#MHChat"}'
+    )
+    post = await participants["bob"].send_post(tagged("A7 still here "))
+    await sink.wait_for(lambda _: bool(posts_with(sink, post.uri)), 15)
+    assert adapter.counters["malformed_frames"] == 2
+    assert adapter.health().status is HealthStatus.OK
+    assert ("malformed_frames", 2) in adapter.health().counters
+
+
+async def test_create_session_429_backs_off_until_the_pds_reset(
+    atproto_network: AtprotoNetwork, make_adapter: Factory
+) -> None:
+    dave = atproto_network.accounts["dave"]
+    url = f"{atproto_network.pds_url}/xrpc/com.atproto.server.createSession"
+    body = {"identifier": dave.handle, "password": dave.app_password}
+    remaining, reset = -1, 0
+    async with aiohttp.ClientSession() as http:
+        for _ in range(30):
+            async with http.post(url, json=body) as resp:
+                assert resp.status == 200
+                remaining = int(resp.headers["ratelimit-remaining"])
+                reset = int(resp.headers["ratelimit-reset"])
+            if remaining == 0:
+                break
+    assert remaining == 0
+
+    adapter = make_adapter(RecordingSink(MemoryState()), account="dave")
+    await adapter.start()  # the login is refused with 429; start itself must not fail
+    publish = Publish(
+        key="after-429", platform=BLUESKY, purpose=Purpose.QUESTION, text="Q1 #MHChat"
+    )
+    for _ in range(2):
+        with pytest.raises(RateLimited) as limited:
+            await adapter.perform(publish)
+        assert limited.value.retry_at is not None
+        # The PDS's own reset time (unix seconds), not a guess.
+        assert abs(limited.value.retry_at.timestamp() - reset) <= 1
+    # Backing off: no second createSession before the reset.
+    assert adapter.client.logins == 1
