@@ -24,11 +24,15 @@ T = TypeVar("T")
 
 
 def payloads_dir() -> Path:
-    """The recorded payloads, in the shared/ folder beside the checkout."""
-    folder = Path(__file__).resolve().parents[4] / "shared" / "payloads" / "bluesky"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} not found: shared/ must lie beside the checkout")
-    return folder
+    """The recorded payloads: the repository's copy, else shared/ beside the checkout."""
+    here = Path(__file__).resolve()
+    for folder in (
+        here.parents[1] / "bluesky" / "payloads",
+        here.parents[4] / "shared" / "payloads" / "bluesky",
+    ):
+        if (folder / RECORDED_JETSTREAM).is_file():
+            return folder
+    raise FileNotFoundError(f"{RECORDED_JETSTREAM} not found in the repository or shared/")
 
 
 def recorded_jetstream() -> list[dict[str, Any]]:
