@@ -11,6 +11,8 @@ from mhchat.errors import ConfigError
 
 DEFAULT_GRAPH_VERSION = "v26.0"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+OLDEST_SERVED_MAJOR = 21
+"""v21.0 is served until January 2027; every older version has expired."""
 _VERSION = re.compile(r"^v\d{1,3}\.\d{1,2}$")
 _PAGE_ID = re.compile(r"^\d{1,32}$")
 
@@ -53,9 +55,32 @@ def _number(settings: Mapping[str, Any], key: str, default: float, problems: lis
     return float(value)
 
 
+KNOWN_SETTINGS = frozenset(
+    {
+        "page_id",
+        "graph_version",
+        "graph_url",
+        "appsecret_proof",
+        "request_timeout",
+        "connect_timeout",
+        "max_body_bytes",
+        "ack_timeout",
+        "quiet_seconds",
+        "live_window_seconds",
+        "backfill_check_seconds",
+        "max_catch_up_seconds",
+        "post_lookback_seconds",
+        "public_url",
+    }
+)
+
+
 def load_config(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> FacebookConfig:
     """Build the config, or raise ``ConfigError`` listing every problem at once."""
-    problems: list[str] = []
+    problems: list[str] = [
+        f"facebook.{key} is not a setting of the Facebook adapter (a typo?)."
+        for key in sorted(set(settings) - KNOWN_SETTINGS)
+    ]
     page_id = str(settings.get("page_id", "")).strip()
     if not _PAGE_ID.match(page_id):
         problems.append("facebook.page_id must be the numeric id of the Facebook page.")
@@ -64,6 +89,11 @@ def load_config(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> Face
         version = "v" + version
     if not _VERSION.match(version):
         problems.append(f"facebook.graph_version must look like v26.0, not {version!r}.")
+    elif int(version[1:].split(".")[0]) < OLDEST_SERVED_MAJOR:
+        problems.append(
+            f"facebook.graph_version {version} has expired: Meta would silently answer with the "
+            f"oldest version it still serves. Pin v{OLDEST_SERVED_MAJOR}.0 or newer."
+        )
     graph_url = str(settings.get("graph_url", DEFAULT_GRAPH_URL)).rstrip("/")
     if not graph_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         problems.append("facebook.graph_url must be an https URL (or a local emulator).")

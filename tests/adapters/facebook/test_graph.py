@@ -224,7 +224,8 @@ class TestToken:
 
 class TestConfig:
     async def test_missing_settings_and_secrets_are_listed(self, rig: Rig) -> None:
-        ctx = context(rig.adapter.ctx.http, RecordingSink(), {"graph_version": "2.8"}, {})
+        settings = {"graph_version": "2.8", "quiet_second": 5, "ack_timeout": -1}
+        ctx = context(rig.adapter.ctx.http, RecordingSink(), settings, {})
         with pytest.raises(ConfigError) as caught:
             create(ctx)
         problems = " ".join(caught.value.problems)
@@ -232,6 +233,9 @@ class TestConfig:
         assert "MHCHAT_FACEBOOK_APP_SECRET" in problems
         assert "MHCHAT_FACEBOOK_PAGE_ACCESS_TOKEN" in problems
         assert "MHCHAT_FACEBOOK_VERIFY_TOKEN" in problems
+        assert "facebook.quiet_second is not a setting" in problems
+        assert "facebook.ack_timeout must be a positive number" in problems
+        assert "graph_version v2.8 has expired" in problems
 
     async def test_version_is_pinned_and_configurable(self, make_rig: RigFactory) -> None:
         rig = await make_rig(settings={"graph_version": "v27.0"})
