@@ -112,6 +112,13 @@ class BlueskyAdapter:
     def _spawn(self, coro: object, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
+    def _dead_tasks(self) -> list[str]:
+        """Long-running tasks that ended although the adapter was not stopped."""
+        tasks = [t for t in self._tasks if t.get_name() != "bluesky-catch-up"]
+        if self._intake_task is not None:
+            tasks.append(self._intake_task)
+        return [t.get_name() for t in tasks if t.done()]
+
     def _parser(self) -> FrameParser:
         return FrameParser(
             tag=self.ctx.chat.hashtag,
@@ -205,6 +212,13 @@ class BlueskyAdapter:
         }
         if not self._started:
             return Health(status=HealthStatus.STOPPED, **common)  # type: ignore[arg-type]
+        dead = self._dead_tasks()
+        if dead:
+            return Health(
+                status=HealthStatus.DOWN,
+                detail=f"stopped unexpectedly: {', '.join(dead)}",
+                **common,  # type: ignore[arg-type]
+            )
         if self.client.auth_problem:
             return Health(
                 status=HealthStatus.AUTH_EXPIRED,

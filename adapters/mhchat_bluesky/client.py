@@ -170,9 +170,15 @@ class BlueskyClient:
             raise err from exc
         self.auth_problem = None
 
-    async def _renew(self) -> None:
+    def _access_token(self) -> str | None:
+        session = self.sdk._session  # the SDK has no public accessor for the current token
+        return str(session.access_jwt) if session is not None else None
+
+    async def _renew(self, refused: str | None) -> None:
         """Refresh the session; log in again only if the refresh token is refused too."""
         async with self._lock:
+            if refused is not None and self._access_token() != refused:
+                return  # another call renewed it while this one waited
             try:
                 # The SDK refreshes on its own only by the token's exp; a token the PDS
                 # refuses earlier (revoked, clock skew) needs this explicit refresh.
@@ -211,12 +217,13 @@ class BlueskyClient:
         if not anonymous and self.did is None:
             await self._login()
         for attempt in (1, 2):
+            token = None if anonymous else self._access_token()
             try:
                 result = await fn()
             except Exception as exc:
                 if attempt == 1 and not anonymous and is_token_error(exc):
                     # Refused for its token, so it had no effect: safe to send again.
-                    await self._renew()
+                    await self._renew(token)
                     continue
                 raise self._mapped(exc, scope, write=write is not None, what=what) from exc
             if write:

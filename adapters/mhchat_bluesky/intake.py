@@ -103,9 +103,15 @@ class Intake:
                         batch.append(await self.queue.get())
                 except TimeoutError:
                     break
-            await self._flush(batch)
-            for _ in batch:
-                self.queue.task_done()
+            try:
+                await self._flush(batch)
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop intake
+                # Its cursor was not saved, so a restart replays it.
+                self._counters["intake_errors"] += 1
+                self._log.error("bluesky.intake_failed", error=type(exc).__name__)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
 
     async def drain(self, seconds: float) -> None:
         """Wait (bounded) until what is queued has been published."""

@@ -169,6 +169,10 @@ class JetstreamSource:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 delivered = False
                 self._log.info("bluesky.jetstream_error", error=type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a surprise must not end intake for good
+                delivered = False
+                self._counters["stream_errors"] += 1
+                self._log.error("bluesky.jetstream_failed", error=type(exc).__name__)
             if self.connected or self.down_since is None:
                 self.down_since = self._clock.now()
             self.connected = False

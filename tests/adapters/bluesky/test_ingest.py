@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 
 from tests.adapters.bluesky.conftest import Runner, World
 
+from mhchat.adapters import Checkpoint
 from mhchat.emulators.bluesky import BlueskyEmulator
 from mhchat.events import Event, Post, PostDeleted, PostRef, RemoteId, RepostSeen
 from mhchat.testing import MemoryState, RecordingSink
@@ -179,7 +181,39 @@ class TestCursor:
         assert int(state.values["jetstream_cursor"]) == emu.stream_position
 
 
+class _FlakySink(RecordingSink):
+    """A sink whose first store fails, as a database hiccup would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def publish(
+        self, events: Sequence[Event], *, checkpoint: Checkpoint | None = None
+    ) -> None:
+        if events and self.failures:
+            self.failures -= 1
+            raise RuntimeError("database is locked")
+        await super().publish(events, checkpoint=checkpoint)
+
+
 class TestFaults:
+    async def test_a_failed_store_does_not_stop_intake(
+        self, world: World, running: Runner
+    ) -> None:
+        sink = _FlakySink()
+        emu = world.emulator
+        async with running(sink) as adapter:
+            await asyncio.sleep(0.05)
+            lost = emu.post(world.alice, "A1 hits the hiccup #MHChat")
+            await asyncio.sleep(0.1)
+            kept = emu.post(world.alice, "A2 after it #MHChat")
+            await sink.wait_for(lambda _: kept in sink.remote_ids(), 5)
+            health = adapter.health()
+        assert lost not in sink.remote_ids()
+        assert dict(health.counters)["intake_errors"] == 1
+        assert health.status.value == "ok"
+
     async def test_malformed_frames_are_skipped_and_counted(
         self, world: World, running: Runner, emulator: BlueskyEmulator
     ) -> None:

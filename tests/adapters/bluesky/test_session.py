@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -37,6 +38,15 @@ class TestSessionReuse:
             assert state.values["session"] != before
         assert world.emulator.calls(REFRESH) == 1
         assert world.emulator.calls(CREATE) == 1
+
+    async def test_concurrent_calls_refresh_once(self, world: World, running: Runner) -> None:
+        async with running() as adapter:
+            world.emulator.expire_access_tokens()
+            sent = await asyncio.gather(
+                *(adapter.perform(publish(f"Q{i} together #MHChat")) for i in range(4))
+            )
+        assert len(sent) == 4
+        assert world.emulator.calls(REFRESH) == 1
 
     async def test_revoked_session_logs_in_again(self, world: World, running: Runner) -> None:
         async with running() as adapter:
