@@ -204,7 +204,9 @@ class TestStream:
             long_text = "A2 " + "this is a long answer " * 15 + "#MHChat"
             long_id = emulator.post_tweet("carol", long_text)
             mention = emulator.post_tweet("dana", "A3 @MHChatHost thank you #MHChat")
-            await until(lambda: len(sink.events) >= 5 and mention in received_ids(sink))
+            question = emulator.post_tweet("MHChatHost", "Q1 How are you? #MHChat")
+            quote = emulator.post_tweet("erin", "A1 this one #MHChat", quote=question)
+            await until(lambda: len(sink.events) >= 6 and quote in received_ids(sink))
         finally:
             await adapter.stop()
         repost = next(e for e in sink.events if isinstance(e, RepostSeen))
@@ -217,6 +219,9 @@ class TestStream:
         posts = {str(e.post.remote_id): e.post for e in sink.events if isinstance(e, PostReceived)}
         assert posts[long_id].text == long_text
         assert posts[mention].mentions_host is True
+        assert posts[quote].mentions_host is True  # quoting the host summons it too
+        assert posts[quote].quoted is not None
+        assert posts[quote].quoted.remote_id == question
         assert posts[original].mentions_host is False
 
     async def test_host_posts_are_excluded_by_the_rule(
