@@ -14,6 +14,8 @@ from mhchat.events import (
     HealthStatus,
     PostEdited,
     PostReceived,
+    PostRef,
+    RemoteId,
     RepostSeen,
 )
 from mhchat.testing import FakeClock
@@ -220,8 +222,7 @@ class TestStream:
         assert posts[long_id].text == long_text
         assert posts[mention].mentions_host is True
         assert posts[quote].mentions_host is True  # quoting the host summons it too
-        assert posts[quote].quoted is not None
-        assert posts[quote].quoted.remote_id == question
+        assert posts[quote].quoted == PostRef(remote_id=RemoteId(question))
         assert posts[original].mentions_host is False
 
     async def test_host_posts_are_excluded_by_the_rule(
