@@ -13,12 +13,12 @@ from aiohttp import web
 from mhchat.actions import Action, Publish, Reply, Repost, Sent, Unrepost
 from mhchat.adapters import AdapterContext, Capability, Checkpoint
 from mhchat.errors import AdapterError, AuthExpired, OutcomeUnknown, RateLimited, Unsupported
-from mhchat.events import Health, HealthStatus
+from mhchat.events import AdapterHealthChanged, Health, HealthStatus
 from mhchat_facebook.backfill import FeedPoller
 from mhchat_facebook.config import FacebookConfig
 from mhchat_facebook.graph import GraphClient, object_path
 from mhchat_facebook.mapping import Parsed
-from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, failure
+from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, consume_future, failure
 
 _SINCE_MARGIN = timedelta(seconds=60)
 """Overlap of each poll with the last covered time: created_time lags and clocks differ."""
@@ -60,6 +60,7 @@ class FacebookAdapter:
         self._graph_problem: str | None = None
         self._backfill_lock = asyncio.Lock()
         self._settled = asyncio.Event()
+        self._reported: HealthStatus | None = None
 
     # -- intake host -------------------------------------------------------------------------
 
@@ -83,6 +84,7 @@ class FacebookAdapter:
             return
         self._running = True
         self._settled.clear()
+        self._reported = HealthStatus.OK  # report departures from OK, and the way back
         self._started_at = self.ctx.clock.now()
         self._task = asyncio.create_task(self._watch(), name="facebook-feed-watch")
         self.ctx.log.info("facebook_started", page_id=self.config.page_id)
@@ -103,11 +105,29 @@ class FacebookAdapter:
         finally:
             self._settled.set()
         while True:
+            self._report_health()
             await self.ctx.clock.sleep(self.config.backfill_check_seconds)
             since = self.backfill_due()
             if since is not None:
                 self.counters["quiet_backfills"] += 1
                 await self._guarded(self._backfill_since(since))
+
+    def _report_health(self) -> None:
+        """Tell the core when the status changes (token, rate limit, quiet webhooks)."""
+        health = self.health()
+        if health.status in (self._reported, HealthStatus.STOPPED):
+            return
+        self._reported = health.status
+        event = AdapterHealthChanged(
+            platform=self.ctx.platform, health=health, at=self.ctx.clock.now()
+        )
+        try:
+            fut = self.ctx.sink.offer([event])
+        except Exception as exc:  # noqa: BLE001 - a report must not break the watcher or an action
+            self.ctx.log.error("facebook_health_report_failed", **failure(exc))  # noqa: TRY400
+            return
+        if fut is not None:
+            fut.add_done_callback(consume_future)
 
     async def settled(self) -> None:
         """Wait until the first token check and the catch-up after start are done."""
@@ -215,7 +235,11 @@ class FacebookAdapter:
             path = object_path(self.config.page_id, "feed")
         else:
             path = object_path(action.parent.remote_id, "comments")
-        body = await self.graph.post(path, {"message": action.text})
+        try:
+            body = await self.graph.post(path, {"message": action.text})
+        except AdapterError:
+            self._report_health()
+            raise
         remote_id = body.get("id")
         if not isinstance(remote_id, str) or not remote_id:
             raise OutcomeUnknown("Graph accepted the write but returned no id")

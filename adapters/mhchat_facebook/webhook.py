@@ -86,7 +86,7 @@ def failure(exc: BaseException) -> dict[str, str]:
     return {"error": type(exc).__name__, "where": where}
 
 
-def _consume(fut: asyncio.Future[None]) -> None:
+def consume_future(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()
 
@@ -188,7 +188,7 @@ class WebhookEndpoint:
         if fut is None:
             self.counters["bus_full"] += 1
             return web.Response(status=503, text="busy")
-        fut.add_done_callback(_consume)
+        fut.add_done_callback(consume_future)
         try:
             await asyncio.wait_for(asyncio.shield(fut), self._config.ack_timeout)
         except TimeoutError:

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from mhchat.adapters import AdapterContext, ChatInfo
 from mhchat.clock import Clock, SystemClock
 from mhchat.emulators.facebook import FacebookEmulator, Person, meta_json, sign
-from mhchat.events import PlatformName
+from mhchat.events import AdapterHealthChanged, Event, PlatformName
 from mhchat.testing import RecordingSink
 from mhchat_facebook import FacebookAdapter, create
 
@@ -41,6 +41,11 @@ def envelope(changes: list[dict[str, Any]], page_id: str, time: int = 1511951020
     """A webhook body as Meta serialises it."""
     body = {"object": "page", "entry": [{"id": page_id, "time": time, "changes": changes}]}
     return meta_json(body)
+
+
+def content(sink: RecordingSink) -> list[Event]:
+    """What the sink got from the platform's content (health reports left out)."""
+    return [e for e in sink.events if not isinstance(e, AdapterHealthChanged)]
 
 
 def settings_for(emulator: FacebookEmulator, **extra: Any) -> dict[str, Any]:

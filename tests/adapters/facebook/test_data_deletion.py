@@ -10,7 +10,7 @@ import json
 from mhchat.events import PersonForgetRequested
 from mhchat.testing import RecordingSink
 
-from .conftest import Rig, RigFactory
+from .conftest import Rig, RigFactory, content
 
 
 def deletion_url(rig: Rig) -> str:
@@ -18,7 +18,7 @@ def deletion_url(rig: Rig) -> str:
 
 
 def forget_events(rig: Rig) -> list[PersonForgetRequested]:
-    return [e for e in rig.sink.events if isinstance(e, PersonForgetRequested)]
+    return [e for e in content(rig.sink) if isinstance(e, PersonForgetRequested)]
 
 
 class TestDataDeletion:

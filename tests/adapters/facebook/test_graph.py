@@ -18,7 +18,7 @@ from mhchat.errors import (
     TransientFailure,
     Unsupported,
 )
-from mhchat.events import HealthStatus, PostRef, RemoteId
+from mhchat.events import AdapterHealthChanged, HealthStatus, PostRef, RemoteId
 from mhchat.testing import FakeClock, RecordingSink
 from mhchat_facebook import create
 from mhchat_facebook.graph import GraphError, parse_error, to_adapter_error, usage_budgets
@@ -117,6 +117,8 @@ class TestErrors:
         health = rig.adapter.health()
         assert health.status == HealthStatus.AUTH_EXPIRED
         assert "190" in health.detail
+        (report,) = [e for e in rig.sink.events if isinstance(e, AdapterHealthChanged)]
+        assert report.health.status == HealthStatus.AUTH_EXPIRED
 
     @pytest.mark.parametrize(
         ("code", "status", "error"),

@@ -13,7 +13,7 @@ from mhchat.emulators.facebook import sign
 from mhchat.events import Event, PostDeleted, PostEdited, PostReceived
 from mhchat.testing import RecordingSink
 
-from .conftest import RECORDED_PAGE, Rig, RigFactory, envelope, load, load_text
+from .conftest import RECORDED_PAGE, Rig, RigFactory, content, envelope, load, load_text
 
 RECORDED_CHANGES = [
     "feed-change-status-add.json",
@@ -62,7 +62,7 @@ class TestDelivery:
         rig = await make_rig(page_id=RECORDED_PAGE)
         resp = await rig.deliver(envelope([load(n) for n in RECORDED_CHANGES], RECORDED_PAGE))
         assert resp.status == 200
-        events = rig.sink.events
+        events = content(rig.sink)
         kinds = [type(e).__name__ for e in events]
         assert kinds == [
             "PostReceived",
@@ -122,7 +122,7 @@ class TestDelivery:
         reserialised = json.dumps(json.loads(body), ensure_ascii=False).encode()
         wrong = sign(reserialised, rig.emulator.app_secret)
         assert (await rig.deliver(body, signature=wrong)).status == 403
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
         assert (await rig.deliver(body)).status == 200
         assert rig.sink.posts()[0].text == "可以"
 
@@ -131,9 +131,9 @@ class TestDelivery:
         rig = await make_rig(page_id=RECORDED_PAGE)
         body = envelope([load(n) for n in RECORDED_CHANGES[:3]], RECORDED_PAGE)
         assert (await rig.deliver(body)).status == 200
-        first = list(rig.sink.events)
+        first = list(content(rig.sink))
         assert (await rig.deliver(body)).status == 200
-        second = rig.sink.events[len(first) :]
+        second = content(rig.sink)[len(first) :]
         assert second == first
 
 
@@ -155,7 +155,7 @@ class TestRefusals:
         ):
             resp = await rig.deliver(body, signature=signature)
             assert resp.status == 403, signature
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
         assert dict(rig.adapter.health().counters)["bad_signature"] == 8
 
     async def test_oversize_body_is_413(self, make_rig: RigFactory) -> None:
@@ -174,7 +174,7 @@ class TestRefusals:
             headers={"X-Hub-Signature-256": sign(b"", rig.emulator.app_secret)},
         )
         assert resp.status == 413
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
         assert dict(rig.adapter.health().counters)["too_large"] == 2
 
     async def test_malformed_json_is_400(self, make_rig: RigFactory) -> None:
@@ -182,13 +182,13 @@ class TestRefusals:
         for body in (b"{", b"", b"\xff\xfe", b"[" * 5000, comment_body()[:-3]):
             resp = await rig.deliver(body)
             assert resp.status == 400, body[:20]
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
 
     async def test_full_bus_is_503_and_stores_nothing(self, make_rig: RigFactory) -> None:
         rig = await make_rig(page_id=RECORDED_PAGE, sink=RecordingSink(capacity=0))
         resp = await rig.deliver(comment_body())
         assert resp.status == 503
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
         assert dict(rig.adapter.health().counters)["bus_full"] == 1
 
     async def test_not_acknowledged_before_stored(self, make_rig: RigFactory) -> None:
@@ -209,7 +209,7 @@ class TestRefusals:
     async def test_stopped_adapter_answers_503(self, make_rig: RigFactory) -> None:
         rig = await make_rig(page_id=RECORDED_PAGE, start=False)
         assert (await rig.deliver(comment_body())).status == 503
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
 
     async def test_other_objects_and_fields_are_acknowledged_and_counted(
         self, make_rig: RigFactory
@@ -237,7 +237,7 @@ class TestRefusals:
         assert counters["ignored:object"] == 1
         assert counters["ignored:no_values"] == 1
         assert counters["ignored:field:mention"] == 1
-        assert rig.sink.events == []
+        assert content(rig.sink) == []
 
 
 class TestUnexpectedFailures:
