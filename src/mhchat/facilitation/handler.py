@@ -52,6 +52,8 @@ class _View:
     grouped: dict[PostKey, Link]
     status: dict[Author, _Status]
     forget: set[Author]
+    requests: set[PostKey]
+    """Posts that asked the host for something: never amplified."""
     first_posts: dict[Author, Post]
     notes: dict[PostKey, str]
 
@@ -132,7 +134,7 @@ class FacilitationHandler:
         status = await self._statuses(
             tx, chat_id, {(p.platform, p.author.author_id) for p in others}
         )
-        forget = await self._requests(tx, chat_id, others, status)
+        forget, requests = await self._requests(tx, chat_id, others, status)
 
         notes: dict[PostKey, str] = {}
         decisions: list[Decision] = []
@@ -180,6 +182,7 @@ class FacilitationHandler:
             grouped=grouped,
             status=status,
             forget=forget,
+            requests=requests,
             first_posts=_first_posts(others, batch.first_timers),
             notes=notes,
         )
@@ -241,11 +244,11 @@ class FacilitationHandler:
 
     async def _requests(
         self, tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, _Status]
-    ) -> set[Author]:
-        """Apply opt-out / opt-in requests; return the people who asked to be forgotten."""
+    ) -> tuple[set[Author], set[PostKey]]:
+        """Apply opt-out / opt-in requests; return who asked to be forgotten and the requests."""
         asked = [(p, r) for p in posts if (r := detect(p.text)) is not None]
         if not asked:
-            return set()
+            return set(), set()
         parents = {
             (p.platform, p.reply_parent.remote_id)
             for p, _ in asked
@@ -263,6 +266,7 @@ class FacilitationHandler:
             )
             own_parents.update((str(r[0]), str(r[1])) for r in rows)
         forget: set[Author] = set()
+        requests: set[PostKey] = set()
         for post, request in sorted(asked, key=lambda pr: pr[0].created_at):
             addressed = post.mentions_host or (
                 post.reply_parent is not None
@@ -271,6 +275,7 @@ class FacilitationHandler:
             if not addressed:
                 continue
             author = (post.platform, post.author.author_id)
+            requests.add(key_of(post))
             if request is Request.FORGET:
                 forget.add(author)
                 continue
@@ -280,7 +285,7 @@ class FacilitationHandler:
                 "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND author_id = ?",
                 (int(opted_out), chat_id, *author),
             )
-        return forget
+        return forget, requests
 
     def _why_not(
         self,
@@ -317,6 +322,8 @@ class FacilitationHandler:
             why = self._why_not(
                 post, view.verdicts[key], session, view.status[author], author in view.forget
             )
+            if why is None and key in view.requests:
+                why = "not amplified: a request to the host (opt out, opt in or forget me)"
             if why is not None:
                 notes.setdefault(key, why)
                 continue

@@ -50,8 +50,16 @@ class Schedule:
     def __init__(self, settings: ScheduleSettings) -> None:
         self.settings = settings
         self.tz = settings.tz
+        # Every post asks for its session; building one (zone lookups) cost ~50 us a post.
+        self._sessions: dict[date, Session] = {}
 
     def session_on(self, local_date: date) -> Session:
+        found = self._sessions.get(local_date)
+        if found is None:
+            found = self._sessions[local_date] = self._build(local_date)
+        return found
+
+    def _build(self, local_date: date) -> Session:
         s = self.settings
         # Wall-clock time on that local date; zoneinfo resolves the UTC offset for that day.
         starts = datetime.combine(local_date, s.start, tzinfo=self.tz).astimezone(UTC)

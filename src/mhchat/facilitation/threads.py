@@ -150,8 +150,10 @@ async def apply_batch(new: list[Link], store: LinkStore) -> list[Link]:
         elif link.parent in fresh and link.parent not in seen:
             found = root_of(link.parent, seen | {key})
         elif link.parent in known:
-            stored = known[link.parent]
-            found = stored.root or link.parent
+            found = known[link.parent].root or link.parent
+            if found in fresh and found not in seen and found != key:
+                # The parent's provisional root arrives in this same batch: follow it.
+                found = root_of(found, seen | {key})
         else:
             found = link.parent
         roots[key] = found
