@@ -13,7 +13,16 @@ from mhchat.emulators.facebook import sign
 from mhchat.events import Event, PostDeleted, PostEdited, PostReceived
 from mhchat.testing import RecordingSink
 
-from .conftest import RECORDED_PAGE, Rig, RigFactory, content, envelope, load, load_text
+from .conftest import (
+    ALICE,
+    RECORDED_PAGE,
+    Rig,
+    RigFactory,
+    content,
+    envelope,
+    load,
+    load_text,
+)
 
 RECORDED_CHANGES = [
     "feed-change-status-add.json",
@@ -257,3 +266,23 @@ class TestUnexpectedFailures:
         (failed,) = [entry for entry in logs if entry["event"] == "facebook_webhook_failed"]
         assert failed["error"] == "RuntimeError"
         assert "Good" not in repr(logs)
+
+
+class TestMetaRetries:
+    async def test_deliveries_refused_while_stopped_land_on_meta_retry(
+        self, make_rig: RigFactory
+    ) -> None:
+        rig = await make_rig(start=False)
+        emu = rig.emulator
+        question = await emu.page_post("Q1 #MHChat")
+        comment = await emu.comment(ALICE, "A1 still here #MHChat", on_post=question)
+        await emu.drain()
+        assert all(d.attempts == [503, 503, 503] for d in emu.deliveries)  # bounded retries
+        assert not any(d.delivered for d in emu.deliveries)
+        await rig.adapter.start()
+        await rig.adapter.settled()  # no catch-up poll: nothing was ever stored
+        await emu.redeliver_failed()  # Meta's later retries
+        assert all(d.delivered for d in emu.deliveries)
+        assert rig.sink.remote_ids() == [question, comment]
+        await emu.redeliver_failed()  # nothing left to send
+        assert [d.attempts[-1] for d in emu.deliveries] == [200, 200]
