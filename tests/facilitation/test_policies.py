@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from mhchat.actions import Purpose
-from mhchat.events import PlatformName, PostDeleted, PostEdited, PostReceived, RemoteId
+from mhchat.events import PlatformName, Post, PostDeleted, PostEdited, PostReceived, RemoteId
 from mhchat.facilitation import views
 from mhchat.ledger import Mode, State, transition
 from mhchat.store.db import SqliteDatabase
@@ -17,8 +17,26 @@ from .conftest import START, Harness, add_chat, make_harness, settings_from
 X = PlatformName("x")
 
 
-def post(rid: str, author: str = "ann", text: str = "A1 ok tonight #MHChat", minutes: int = 6, **kw: object):  # type: ignore[no-untyped-def]
-    return make_post(rid, author=author, text=text, platform=X, created_at=START + timedelta(minutes=minutes), **kw)  # type: ignore[arg-type]
+def post(
+    rid: str,
+    author: str = "ann",
+    text: str = "A1 ok tonight #MHChat",
+    minutes: int = 6,
+    *,
+    parent: str | None = None,
+    is_own: bool = False,
+    mentions_host: bool = False,
+) -> Post:
+    return make_post(
+        rid,
+        author=author,
+        text=text,
+        platform=X,
+        created_at=START + timedelta(minutes=minutes),
+        parent=parent,
+        is_own=is_own,
+        mentions_host=mentions_host,
+    )
 
 
 async def states(h: Harness) -> dict[str, str]:
@@ -32,9 +50,19 @@ class TestDeletion:
             row = await tx.fetchone("SELECT id FROM actions WHERE key = 'repost:x:p1'")
             assert row is not None
             await transition(tx, int(row[0]), to=State.SENT, now=START, remote_id="rt-1")
-        await harness.feed([PostDeleted(platform=X, remote_id=RemoteId("p1"), deleted_at=START + timedelta(minutes=9))])
-        rows = await harness.rows("SELECT kind, state, payload, reason FROM actions WHERE key = 'unrepost:x:p1'")
-        assert rows and rows[0][0] == "unrepost" and rows[0][1] == "pending"
+        await harness.feed(
+            [
+                PostDeleted(
+                    platform=X, remote_id=RemoteId("p1"), deleted_at=START + timedelta(minutes=9)
+                )
+            ]
+        )
+        rows = await harness.rows(
+            "SELECT kind, state, payload, reason FROM actions WHERE key = 'unrepost:x:p1'"
+        )
+        assert rows
+        assert rows[0][0] == "unrepost"
+        assert rows[0][1] == "pending"
         assert '"repost_id":"rt-1"' in rows[0][2]
         assert "deleted" in rows[0][3]
         # The waiting welcome reply to the deleted post is dropped, not sent.
@@ -42,7 +70,13 @@ class TestDeletion:
 
     async def test_a_deleted_flagged_post_leaves_the_safety_queue(self, harness: Harness) -> None:
         await harness.feed([PostReceived(post=post("c1", text="I want to die tonight #MHChat"))])
-        await harness.feed([PostDeleted(platform=X, remote_id=RemoteId("c1"), deleted_at=START + timedelta(minutes=9))])
+        await harness.feed(
+            [
+                PostDeleted(
+                    platform=X, remote_id=RemoteId("c1"), deleted_at=START + timedelta(minutes=9)
+                )
+            ]
+        )
         async with harness.db.read() as tx:
             assert await views.safety_queue(tx, "default", START + timedelta(hours=1)) == []
         assert (await states(harness))["signpost:x:c1"] == "dropped"
@@ -50,7 +84,9 @@ class TestDeletion:
 
 class TestRequests:
     async def test_dont_repost_me_addressed_to_the_host(self, harness: Harness) -> None:
-        ask = post("r1", text="@host please don't repost me #MHChat", minutes=1, mentions_host=True)
+        ask = post(
+            "r1", text="@host please don't repost me #MHChat", minutes=1, mentions_host=True
+        )
         await harness.feed([PostReceived(post=ask)])
         await harness.feed([PostReceived(post=post("p2", minutes=7))])
         keys = await states(harness)
@@ -58,12 +94,24 @@ class TestRequests:
         note = await harness.rows("SELECT note FROM posts WHERE remote_id = 'p2'")
         assert "asked not to be reposted" in note[0][0]
         # "you can repost me again" turns it back.
-        await harness.feed([PostReceived(post=post("r2", text="@host you can repost me again", minutes=8, mentions_host=True))])
+        await harness.feed(
+            [
+                PostReceived(
+                    post=post(
+                        "r2", text="@host you can repost me again", minutes=8, mentions_host=True
+                    )
+                )
+            ]
+        )
         await harness.feed([PostReceived(post=post("p3", minutes=9))])
         assert "repost:x:p3" in await states(harness)
 
-    async def test_the_same_words_not_addressed_to_the_host_are_not_a_request(self, harness: Harness) -> None:
-        await harness.feed([PostReceived(post=post("r1", text="I told my friend don't repost me lol #MHChat"))])
+    async def test_the_same_words_not_addressed_to_the_host_are_not_a_request(
+        self, harness: Harness
+    ) -> None:
+        await harness.feed(
+            [PostReceived(post=post("r1", text="I told my friend don't repost me lol #MHChat"))]
+        )
         rows = await harness.rows("SELECT opted_out FROM participants")
         assert rows[0][0] == 0
 
@@ -74,9 +122,22 @@ class TestRequests:
         rows = await harness.rows("SELECT opted_out FROM participants WHERE author_id = 'id-ann'")
         assert rows[0][0] == 1
 
-    async def test_forget_me_removes_posts_flags_tallies_and_the_person(self, harness: Harness) -> None:
-        await harness.feed([PostReceived(post=post("p1")), PostReceived(post=post("c1", text="I want to die #MHChat", minutes=7))])
-        await harness.feed([PostReceived(post=post("f1", text="@host forget me please", minutes=8, mentions_host=True))])
+    async def test_forget_me_removes_posts_flags_tallies_and_the_person(
+        self, harness: Harness
+    ) -> None:
+        await harness.feed(
+            [
+                PostReceived(post=post("p1")),
+                PostReceived(post=post("c1", text="I want to die #MHChat", minutes=7)),
+            ]
+        )
+        await harness.feed(
+            [
+                PostReceived(
+                    post=post("f1", text="@host forget me please", minutes=8, mentions_host=True)
+                )
+            ]
+        )
         for table in ("posts", "participants", "safety_flags", "session_reposts", "welcomes"):
             rows = await harness.rows(f"SELECT COUNT(*) FROM {table}")
             assert rows[0][0] == 0, table
@@ -101,12 +162,17 @@ class TestNeverAmplified:
             ]
         )
         assert await states(h) == {}
-        notes = {str(r[0]): str(r[1]) for r in await h.rows("SELECT remote_id, note FROM posts WHERE note IS NOT NULL")}
+        notes = {
+            str(r[0]): str(r[1])
+            for r in await h.rows("SELECT remote_id, note FROM posts WHERE note IS NOT NULL")
+        }
         assert "blocklist" in notes["b1"]
         assert "automated" in notes["b2"]
         assert "outside chat hours" in notes["late"]
 
-    async def test_a_post_edited_into_abuse_loses_its_waiting_repost(self, harness: Harness) -> None:
+    async def test_a_post_edited_into_abuse_loses_its_waiting_repost(
+        self, harness: Harness
+    ) -> None:
         await harness.feed([PostReceived(post=post("p1"))])
         edited = post("p1", text="you are all fucking idiots and losers #MHChat")
         await harness.feed([PostEdited(post=edited, edited_at=START + timedelta(minutes=7))])
@@ -117,11 +183,20 @@ class TestNeverAmplified:
 
 
 class TestModesAndReasons:
-    async def test_signposting_is_approve_first_even_when_replies_are_automatic(self, db: SqliteDatabase) -> None:
+    async def test_signposting_is_approve_first_even_when_replies_are_automatic(
+        self, db: SqliteDatabase
+    ) -> None:
         await add_chat(db)
-        h = make_harness(db, FakeClock(START), modes={Purpose.WELCOME: Mode.AUTO, Purpose.REPOST: Mode.DRY_RUN})
-        await h.feed([PostReceived(post=post("c1", text="I can't go on, I want to end my life #MHChat"))])
-        rows = {str(r[0]): (str(r[1]), str(r[2])) for r in await h.rows("SELECT key, state, reason FROM actions")}
+        h = make_harness(
+            db, FakeClock(START), modes={Purpose.WELCOME: Mode.AUTO, Purpose.REPOST: Mode.DRY_RUN}
+        )
+        await h.feed(
+            [PostReceived(post=post("c1", text="I can't go on, I want to end my life #MHChat"))]
+        )
+        rows = {
+            str(r[0]): (str(r[1]), str(r[2]))
+            for r in await h.rows("SELECT key, state, reason FROM actions")
+        }
         assert rows["signpost:x:c1"][0] == "awaiting_approval"
         assert "never reposted" in rows["signpost:x:c1"][1]
         assert not any(k.startswith(("repost:", "welcome:")) for k in rows)
@@ -130,21 +205,48 @@ class TestModesAndReasons:
         await harness.feed([PostReceived(post=post("p1"))])
         reason = (await harness.rows("SELECT reason FROM actions WHERE purpose = 'welcome'"))[0][0]
         assert "does not mention the host" in reason
-        payload = (await harness.rows("SELECT payload FROM actions WHERE purpose = 'welcome'"))[0][0]
+        payload = (await harness.rows("SELECT payload FROM actions WHERE purpose = 'welcome'"))[0][
+            0
+        ]
         assert '"parent_mentions_host":false' in payload
         assert "Be Kind" in payload
 
     async def test_signposting_names_the_region_a_post_mentions(self, harness: Harness) -> None:
-        await harness.feed([PostReceived(post=post("c1", text="I'm in London and I want to die #MHChat"))])
-        payload = (await harness.rows("SELECT payload FROM actions WHERE key = 'signpost:x:c1'"))[0][0]
-        assert "116 123" in payload and "988" not in payload
+        await harness.feed(
+            [PostReceived(post=post("c1", text="I'm in London and I want to die #MHChat"))]
+        )
+        payload = (await harness.rows("SELECT payload FROM actions WHERE key = 'signpost:x:c1'"))[
+            0
+        ][0]
+        assert "116 123" in payload
+        assert "988" not in payload
 
     async def test_budget_per_platform_per_session(self, db: SqliteDatabase) -> None:
         await add_chat(db)
-        h = make_harness(db, FakeClock(START), settings_from({"reposts": {"budget": {"x": 2}}, "welcomes": {"budget": {"x": 1}}}))
-        await h.feed([PostReceived(post=post(f"p{i}", author=f"u{i}", text=f"A1 answer number {i} #MHChat", minutes=6 + i)) for i in range(4)])
+        h = make_harness(
+            db,
+            FakeClock(START),
+            settings_from({"reposts": {"budget": {"x": 2}}, "welcomes": {"budget": {"x": 1}}}),
+        )
+        await h.feed(
+            [
+                PostReceived(
+                    post=post(
+                        f"p{i}",
+                        author=f"u{i}",
+                        text=f"A1 answer number {i} #MHChat",
+                        minutes=6 + i,
+                    )
+                )
+                for i in range(4)
+            ]
+        )
         keys = await states(h)
         assert sum(k.startswith("repost:") for k in keys) == 2
         assert sum(k.startswith("welcome:") for k in keys) == 1
-        notes = [str(r[0]) for r in await h.rows("SELECT note FROM posts WHERE note LIKE 'not reposted%'")]
-        assert len(notes) == 2 and "budget" in notes[0]
+        notes = [
+            str(r[0])
+            for r in await h.rows("SELECT note FROM posts WHERE note LIKE 'not reposted%'")
+        ]
+        assert len(notes) == 2
+        assert "budget" in notes[0]

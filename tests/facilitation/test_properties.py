@@ -3,6 +3,7 @@ never give anyone a second repost while someone eligible has none."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,9 +25,13 @@ def forests(draw: st.DrawFn) -> list[Link]:
     links: list[Link] = []
     true_root: dict[int, int] = {}
     for i in range(size):
-        parent = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=i - 1))) if i else None
+        parent = (
+            draw(st.one_of(st.none(), st.integers(min_value=0, max_value=i - 1))) if i else None
+        )
         true_root[i] = i if parent is None else true_root[parent]
-        quoted = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=i - 1))) if i else None
+        quoted = (
+            draw(st.one_of(st.none(), st.integers(min_value=0, max_value=i - 1))) if i else None
+        )
         gives_root = parent is not None and draw(st.booleans())
         tag = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=5)))
         links.append(
@@ -41,11 +46,13 @@ def forests(draw: st.DrawFn) -> list[Link]:
     return links
 
 
-async def incremental(links: list[Link], order: list[int], cuts: list[int]) -> dict[tuple[str, str], Link]:
+async def incremental(
+    links: list[Link], order: list[int], cuts: list[int]
+) -> dict[tuple[str, str], Link]:
     store = MemoryLinks()
     arriving = [links[i] for i in order]
     bounds = sorted({c % (len(arriving) + 1) for c in cuts} | {0, len(arriving)})
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         if end > start:
             await apply_batch(arriving[start:end], store)
     return store.links
@@ -114,9 +121,9 @@ class TestFairness:
         counts: Counter[tuple[str, str]] = Counter()
         chosen_ids: list[str] = []
         seen: list[Candidate] = []
-        for batch in batches:
+        for drawn in batches:
             # Remote ids are unique per platform: rename per batch.
-            batch = [replace(c, remote_id=f"{c.remote_id}-{len(seen)}") for c in batch]
+            batch = [replace(c, remote_id=f"{c.remote_id}-{len(seen)}") for c in drawn]
             seen.extend(batch)
             picked = first_round(batch, counts, budget - sum(counts.values()))
             assert len({c.author for c in picked}) == len(picked)
@@ -144,4 +151,3 @@ class TestFairness:
             for author in eligible:
                 if counts[author] < top - 1:
                     assert remaining[author] == 0
-

@@ -50,8 +50,17 @@ class TestFormatting:
 class TestAnswerTags:
     @pytest.mark.parametrize(
         ("text", "n"),
-        [("A2 yes", 2), ("A2: yes", 2), ("a2 - yes", 2), ("@host A3. ok", 3), ("#MHChat A10 hi", 10),
-         ("a lot of things", None), ("a 20 minute walk", None), ("A2B road", None), ("Q2 hello", None)],
+        [
+            ("A2 yes", 2),
+            ("A2: yes", 2),
+            ("a2 - yes", 2),
+            ("@host A3. ok", 3),
+            ("#MHChat A10 hi", 10),
+            ("a lot of things", None),
+            ("a 20 minute walk", None),
+            ("A2B road", None),
+            ("Q2 hello", None),
+        ],
     )
     def test_answer_convention(self, text: str, n: int | None) -> None:
         assert answer_tag(text) == n
@@ -65,21 +74,43 @@ class TestQuestionsFile:
     def test_packaged_example_is_valid_and_previews_in_every_audience_zone(self) -> None:
         qfile = load_questions(None)
         schedule = Schedule(settings_from().schedule)
-        assert validate(qfile, schedule, hashtag="MHChat", platforms=["x", "bluesky", "facebook"]) == []
-        summer = preview(qfile, schedule.by_id("2026-07-01"), hashtag="MHChat", zone="Europe/London", platforms=["x"])
+        assert (
+            validate(qfile, schedule, hashtag="MHChat", platforms=["x", "bluesky", "facebook"])
+            == []
+        )
+        summer = preview(
+            qfile,
+            schedule.by_id("2026-07-01"),
+            hashtag="MHChat",
+            zone="Europe/London",
+            platforms=["x"],
+        )
         assert "20:00 BST / 15:00 EDT / 12:00 PDT" in summer
-        winter = preview(qfile, schedule.by_id("2026-11-25"), hashtag="MHChat", zone="Europe/London", platforms=["x"])
+        winter = preview(
+            qfile,
+            schedule.by_id("2026-11-25"),
+            hashtag="MHChat",
+            zone="Europe/London",
+            platforms=["x"],
+        )
         assert "20:05 GMT / 15:05 EST / 12:05 PST" in winter
         assert "Q1: How are you, really, this week? #MHChat" in winter
 
     def test_problems_are_plain_sentences(self) -> None:
         doc = {
-            "default": {"questions": [{"n": 1, "offset_minutes": 90, "text": "x" * 300}, {"n": 1, "offset_minutes": 5, "text": "{mood}"}]},
+            "default": {
+                "questions": [
+                    {"n": 1, "offset_minutes": 90, "text": "x" * 300},
+                    {"n": 1, "offset_minutes": 5, "text": "{mood}"},
+                ]
+            },
             "sessions": {"2026-11-26": {"topic": "Thursday?"}, "soon": {}},
         }
         qfile, problems = parse_questions(doc)
         assert any("must be the chat's date" in p for p in problems)
-        found = validate(qfile, Schedule(settings_from().schedule), hashtag="MHChat", platforms=["x"])
+        found = validate(
+            qfile, Schedule(settings_from().schedule), hashtag="MHChat", platforms=["x"]
+        )
         text = "\n".join(found)
         assert "Q1 appears twice" in text
         assert "after the chat's end" in text
@@ -88,34 +119,61 @@ class TestQuestionsFile:
         assert "2026-11-26 is a Thursday" in text
 
     def test_a_session_table_overrides_the_default(self) -> None:
-        qfile, problems = parse_questions({
-            "default": {"topic": "A", "questions": [{"n": 1, "offset_minutes": 5, "text": "one"}]},
-            "sessions": {"2026-12-02": {"topic": "Sleep"}},
-        })
+        qfile, problems = parse_questions(
+            {
+                "default": {
+                    "topic": "A",
+                    "questions": [{"n": 1, "offset_minutes": 5, "text": "one"}],
+                },
+                "sessions": {"2026-12-02": {"topic": "Sleep"}},
+            }
+        )
         assert problems == []
         plan = qfile.plan_for("2026-12-02")
-        assert plan.topic == "Sleep" and plan.questions == qfile.default.questions
+        assert plan.topic == "Sleep"
+        assert plan.questions == qfile.default.questions
 
 
 class TestSettings:
     def test_defaults(self) -> None:
         s = settings_from()
-        assert s.schedule.zone == "Europe/London" and s.schedule.weekday == 2
+        assert s.schedule.zone == "Europe/London"
+        assert s.schedule.weekday == 2
         assert s.reposts.budget.for_platform("x") == 100
         assert {line.region for line in s.safety.help_lines} == {"uk", "us"}
 
     def test_problems_reach_check_config(self) -> None:
         with pytest.raises(ConfigError) as err:
-            parse_settings({"schedule": {"zone": "Mars/Olympus", "weekday": "caturday"}, "reposts": {"budget": {"x": -1}}}, {})
+            parse_settings(
+                {
+                    "schedule": {"zone": "Mars/Olympus", "weekday": "caturday"},
+                    "reposts": {"budget": {"x": -1}},
+                },
+                {},
+            )
         text = " ".join(err.value.problems)
-        assert "Mars/Olympus" in text and "caturday" in text and "[reposts.budget] x" in text
+        assert "Mars/Olympus" in text
+        assert "caturday" in text
+        assert "[reposts.budget] x" in text
 
     def test_help_lines_past_their_review_are_reported(self) -> None:
-        doc = {"safety": {"help_lines": [{"region": "uk", "name": "Samaritans", "contact": "116 123", "reviewed": date(2025, 1, 1)}]}}
+        doc = {
+            "safety": {
+                "help_lines": [
+                    {
+                        "region": "uk",
+                        "name": "Samaritans",
+                        "contact": "116 123",
+                        "reviewed": date(2025, 1, 1),
+                    }
+                ]
+            }
+        }
         parsed, problems = parse_facilitation(doc)
         assert problems == ["[safety] regions names 'us' but no help line is configured for it."]
         stale = stale_help_lines(parsed.safety, date(2026, 11, 25))
-        assert len(stale) == 1 and "2025-01-01" in stale[0]
+        assert len(stale) == 1
+        assert "2025-01-01" in stale[0]
 
     def test_templates_must_carry_the_help_lines(self, tmp_path: Path) -> None:
         path = tmp_path / "t.toml"
@@ -134,7 +192,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 class TestCommands:
-    def test_triage_prints_one_json_line_per_post(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_triage_prints_one_json_line_per_post(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = tmp_path / "posts.txt"
         path.write_text(
             "A1 doing fine tonight\n"
@@ -145,26 +205,40 @@ class TestCommands:
         assert args.func(args) == 0
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [line["decision"] for line in lines] == ["ok", "crisis", "abuse"]
-        assert lines[1]["id"] == 7 and "crisis" in lines[1]["reason"]
+        assert lines[1]["id"] == 7
+        assert "crisis" in lines[1]["reason"]
         assert lines[2]["line"] == 4
 
-    def test_triage_reads_standard_input(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_triage_reads_standard_input(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         monkeypatch.setattr("sys.stdin", io.StringIO("je veux mourir\n"))
         args = parser().parse_args(["triage", "-"])
         assert args.func(args) == 0
         assert json.loads(capsys.readouterr().out)["decision"] == "crisis"
 
     def test_questions_previews_a_session(self, capsys: pytest.CaptureFixture[str]) -> None:
-        args = parser().parse_args(["questions", "--session", "2026-11-25", "--platforms", "x,bluesky"])
+        args = parser().parse_args(
+            ["questions", "--session", "2026-11-25", "--platforms", "x,bluesky"]
+        )
         assert args.func(args) == 0
         out = capsys.readouterr().out
         assert "20:00 GMT / 15:00 EST / 12:00 PST" in out
-        assert "x (" in out and "bluesky (" in out
+        assert "x (" in out
+        assert "bluesky (" in out
 
-    def test_questions_reports_problems_with_status_1(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_questions_reports_problems_with_status_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = tmp_path / "q.toml"
-        path.write_text('[default]\n[[default.questions]]\nn = 1\noffset_minutes = 5\ntext = "' + "long " * 80 + '"\n')
-        args = parser().parse_args(["questions", "--file", str(path), "--session", "2026-11-25", "--platforms", "x"])
+        path.write_text(
+            '[default]\n[[default.questions]]\nn = 1\noffset_minutes = 5\ntext = "'
+            + "long " * 80
+            + '"\n'
+        )
+        args = parser().parse_args(
+            ["questions", "--file", str(path), "--session", "2026-11-25", "--platforms", "x"]
+        )
         assert args.func(args) == 1
         assert "X allows 280" in capsys.readouterr().err
 

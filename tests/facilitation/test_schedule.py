@@ -30,8 +30,8 @@ QUESTIONS = {
 }
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 class TestDaylightSaving:
@@ -125,7 +125,7 @@ class TestLateStart:
         details = await db_rows(
             db, "SELECT detail FROM actions WHERE key = 'question:2026-11-25:2:x'"
         )
-        assert "due 31 minutes ago" in details[0][0]
+        assert "due 31 minutes ago" in str(details[0][0])
 
     async def test_ticks_are_idempotent(self, db: SqliteDatabase) -> None:
         await add_chat(db)
@@ -133,12 +133,13 @@ class TestLateStart:
         scheduler = make_scheduler(db, clock)
         first = await scheduler.tick()
         second = await scheduler.tick()
-        assert first.decided and not second.decided
+        assert first.decided
+        assert not second.decided
         rows = await db_rows(db, "SELECT COUNT(*) FROM actions")
         assert rows[0][0] == len(first.decided)
 
     async def test_a_run_loop_follows_the_fake_clock(self, db: SqliteDatabase) -> None:
-        import asyncio
+        import asyncio  # noqa: PLC0415 - imported on first use
 
         await add_chat(db)
         clock = FakeClock(utc(2026, 11, 25, 18, 59))

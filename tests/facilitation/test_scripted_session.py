@@ -155,7 +155,9 @@ def build_script(seed: int = 7) -> Script:
                 post = replace(post, reply_root=None)
             else:
                 # As the platforms do (X conversation_id, Bluesky root ref): the thread's top.
-                post = replace(post, reply_root=PostRef(remote_id=RemoteId(script.expected_root[pkey])))
+                post = replace(
+                    post, reply_root=PostRef(remote_id=RemoteId(script.expected_root[pkey]))
+                )
             add(post, script.expected_question[pkey], script.expected_root[pkey], early=k % 3 == 0)
         # Unsafe posts from people who also post ordinary answers.
         for c, text in enumerate(CRISIS[:2] if platform != "bluesky" else CRISIS[2:]):
@@ -332,7 +334,8 @@ class TestScriptedSession:
             coverage = len(reposted) / min(BUDGETS[platform], len(eligible[platform]))
             assert coverage == 1.0, (platform, coverage)
             if BUDGETS[platform] < len(eligible[platform]):
-                assert max(counts.values()) == 1 and len(mine) == BUDGETS[platform]
+                assert max(counts.values()) == 1
+                assert len(mine) == BUDGETS[platform]
             else:
                 # The rest of the budget went to second posts after the live hour.
                 assert len(mine) > len(eligible[platform])
@@ -352,7 +355,8 @@ class TestScriptedSession:
         bots = {(p.platform, p.remote_id) for p in script.posts if p.is_bot}
         assert not set(targets) & (script.unsafe | own | bots)
         opted = await harness.rows(
-            "SELECT COUNT(*) FROM session_reposts WHERE author_id IN ('id-x29', 'id-bluesky29', 'id-facebook29')"
+            "SELECT COUNT(*) FROM session_reposts WHERE author_id IN ('id-x29', 'id-bluesky29',"
+            " 'id-facebook29')"
         )
         assert opted[0][0] == 0
 
@@ -391,9 +395,8 @@ class TestScriptedSession:
         for flag in queue:
             if flag.category == "crisis":
                 assert flag.signpost_state == "awaiting_approval"
-                assert flag.signpost_text and (
-                    "116 123" in flag.signpost_text or "988" in flag.signpost_text
-                )
+                assert flag.signpost_text
+                assert "116 123" in flag.signpost_text or "988" in flag.signpost_text
                 assert flag.text is not None  # the post is kept, not hidden
         assert {(f.platform, f.remote_id) for f in queue} == script.unsafe
         assert queue[0].category == "crisis"

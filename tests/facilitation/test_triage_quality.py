@@ -40,7 +40,12 @@ class Figures:
 
 def measure(names: tuple[str, ...]) -> Figures:
     triage = Triage(load_lexicon())
-    rows = [json.loads(line) for name in names for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for name in names
+        for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     # One post at a time, as a chat delivers them (the spam step remembers what it saw).
     results = [triage.classify(row["text"]) for row in rows]
     crisis = [r for row, r in zip(rows, results, strict=True) if row["label"] == "crisis"]
@@ -57,21 +62,29 @@ def measure(names: tuple[str, ...]) -> Figures:
 
 
 def test_the_labelled_set_is_a_few_hundred_lines_in_several_languages() -> None:
-    rows = [json.loads(line) for name in (*TUNED, "triage_fresh") for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for name in (*TUNED, "triage_fresh")
+        for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines()
+    ]
     assert len(rows) >= 400
     assert {r["lang"] for r in rows} >= {"en", "es", "fr", "de", "pt", "it", "nl", "ja"}
 
 
-def test_false_flags_on_ordinary_posts_under_five_percent_and_high_recall_in_sample(capsys: pytest.CaptureFixture[str]) -> None:
+def test_false_flags_on_ordinary_posts_under_five_percent_and_high_recall_in_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     tuned = measure(TUNED)
     fresh = measure(("triage_fresh",))
     with capsys.disabled():
         print(
-            f"\ntriage (tuning sets): crisis recall {tuned.found}/{tuned.crisis} = {tuned.recall:.1%},"
+            f"\ntriage (tuning sets): crisis recall {tuned.found}/{tuned.crisis} ="
+            f" {tuned.recall:.1%},"
             f" false flags {tuned.false_flags}/{tuned.ordinary} = {tuned.false_flag_rate:.1%},"
             f" abuse found {tuned.abuse_found}/{tuned.abuse}"
             f"\ntriage (fresh set, never tuned on): crisis recall {fresh.found}/{fresh.crisis} ="
-            f" {fresh.recall:.1%}, false flags {fresh.false_flags}/{fresh.ordinary} = {fresh.false_flag_rate:.1%}"
+            f" {fresh.recall:.1%}, false flags {fresh.false_flags}/{fresh.ordinary} ="
+            f" {fresh.false_flag_rate:.1%}"
         )
     assert tuned.false_flag_rate < 0.05
     assert fresh.false_flag_rate < 0.05

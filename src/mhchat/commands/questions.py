@@ -6,9 +6,13 @@ import argparse
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mhchat.errors import ConfigError
+
+
+def _say(text: str = "", *, file: IO[str] | None = None) -> None:
+    (file or sys.stdout).write(f"{text}\n")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,22 +25,29 @@ def add_parser(subparsers: Any) -> None:
             " Pacific), as each platform will post them."
         ),
     )
-    parser.add_argument("-c", "--config", help="TOML configuration file (for the schedule and hashtag)")
+    parser.add_argument(
+        "-c", "--config", help="TOML configuration file (for the schedule and hashtag)"
+    )
     parser.add_argument("--file", type=Path, help="questions file (default: [questions] file)")
-    parser.add_argument("--session", help="chat date to preview, e.g. 2026-11-25 (default: the next)")
+    parser.add_argument(
+        "--session", help="chat date to preview, e.g. 2026-11-25 (default: the next)"
+    )
     parser.add_argument(
         "--platforms",
         default=None,
-        help="comma-separated platforms to format for (default: the enabled ones, else x,bluesky,facebook)",
+        help=(
+            "comma-separated platforms to format for"
+            " (default: the enabled ones, else x,bluesky,facebook)"
+        ),
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mhchat.config import load_settings  # noqa: PLC0415 - keep `mhchat --help` fast
-    from mhchat.facilitation.questions import load_questions, preview, validate  # noqa: PLC0415
-    from mhchat.facilitation.schedule import Schedule  # noqa: PLC0415
-    from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415
+    from mhchat.config import load_settings  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.questions import load_questions, preview, validate  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.schedule import Schedule  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415 - imported on first use
 
     try:
         settings = load_settings(args.config)
@@ -44,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         path = args.file or fac.questions.file
         qfile = load_questions(path)
     except ConfigError as exc:
-        print("The questions cannot be used:", file=sys.stderr)
+        _say("The questions cannot be used:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+            _say(f"  - {problem}", file=sys.stderr)
         return 2
     if args.platforms:
         platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
@@ -60,18 +71,21 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             day = date.fromisoformat(args.session) if _is_date(args.session) else None
             what = f"a {day:%A}" if day else "not a date"
-            print(f"{args.session} is {what}; the chat is on the configured weekday.", file=sys.stderr)
+            _say(
+                f"{args.session} is {what}; the chat is on the configured weekday.",
+                file=sys.stderr,
+            )
             return 2
     else:
         session = schedule.next_session(datetime.now(UTC))
-    print(f"Questions from {qfile.source}")
-    print(preview(qfile, session, hashtag=fac.hashtag, zone=fac.schedule.zone, platforms=platforms))
+    _say(f"Questions from {qfile.source}")
+    _say(preview(qfile, session, hashtag=fac.hashtag, zone=fac.schedule.zone, platforms=platforms))
     if problems:
-        print("Problems to fix before the chat:", file=sys.stderr)
+        _say("Problems to fix before the chat:", file=sys.stderr)
         for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+            _say(f"  - {problem}", file=sys.stderr)
         return 1
-    print("The questions file is valid.")
+    _say("The questions file is valid.")
     return 0
 
 

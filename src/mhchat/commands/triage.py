@@ -17,12 +17,16 @@ import orjson
 BATCH = 256
 
 
+def _say(text: str = "", *, file: IO[str] | None = None) -> None:
+    (file or sys.stdout).write(f"{text}\n")
+
+
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "triage",
         help="show the safety step's decision on example posts (JSON lines out)",
         description=(
-            "Read posts (plain lines, or JSON lines with a \"text\" field) and print each"
+            'Read posts (plain lines, or JSON lines with a "text" field) and print each'
             " post's decision (ok, crisis, abuse, spam) and reason as JSON lines. Crisis"
             " phrases cover English, Spanish, French, German, Portuguese, Italian, Dutch and"
             " Japanese; the abuse model is English."
@@ -50,17 +54,17 @@ def _records(stream: IO[str]) -> Iterator[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mhchat.config import load_settings  # noqa: PLC0415 - keep `mhchat --help` fast
-    from mhchat.errors import ConfigError  # noqa: PLC0415
-    from mhchat.facilitation.handler import build_triage  # noqa: PLC0415
-    from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415
-    from mhchat.facilitation.triage.classifier import TriageInput  # noqa: PLC0415
+    from mhchat.config import load_settings  # noqa: PLC0415 - imported on first use
+    from mhchat.errors import ConfigError  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.handler import build_triage  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.triage.classifier import TriageInput  # noqa: PLC0415 - imported on first use
 
     try:
         triage = build_triage(facilitation_settings(load_settings(args.config)))
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+            _say(f"  - {problem}", file=sys.stderr)
         return 2
     if args.file == "-":
         stream: IO[str] = sys.stdin
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             stream = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as exc:
-            print(f"{args.file} cannot be read: {exc.strerror}.", file=sys.stderr)
+            _say(f"{args.file} cannot be read: {exc.strerror}.", file=sys.stderr)
             return 2
     out = sys.stdout
     try:
@@ -87,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 def _flush(triage: Any, pending: list[dict[str, Any]], out: IO[str], make: Any) -> None:
     if not pending:
         return
-    results = triage.classify_many([make(text=r["text"], author=("input", "author")) for r in pending])
+    results = triage.classify_many(
+        [make(text=r["text"], author=("input", "author")) for r in pending]
+    )
     for record, result in zip(pending, results, strict=True):
         record["decision"] = result.verdict.value
         record["reason"] = result.reason

@@ -105,7 +105,7 @@ async def forget_person(
     params = (chat_id, platform, author_id)
     for table in ("posts", "session_reposts", "welcomes", "participants"):
         await tx.execute(
-            f"DELETE FROM {table} WHERE chat_id = ? AND platform = ? AND author_id = ?",  # noqa: S608 - fixed names
+            f"DELETE FROM {table} WHERE chat_id = ? AND platform = ? AND author_id = ?",  # noqa: S608 - placeholders only
             params,
         )
     return decisions

@@ -78,4 +78,4 @@ def fit(text: str, hashtag: str, platform: str) -> str:
             low = mid
         else:
             high = mid - 1
-    return grapheme.slice(body, 0, low).rstrip() + tail
+    return str(grapheme.slice(body, 0, low)).rstrip() + tail

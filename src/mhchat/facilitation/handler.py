@@ -169,8 +169,10 @@ class FacilitationHandler:
             notes[key] = f"not amplified: {verdict.reason}"
         if flags:
             await tx.executemany(
-                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category, reason,"
-                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category,"
+                " reason,"
+                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?)"
                 " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
                 flags,
             )
@@ -190,7 +192,8 @@ class FacilitationHandler:
         decisions += await self._welcomes(tx, view)
 
         await tx.executemany(
-            "UPDATE posts SET session_id = ?, triage = ?, note = ? WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            "UPDATE posts SET session_id = ?, triage = ?, note = ? WHERE chat_id = ? AND platform"
+            " = ? AND remote_id = ?",
             [
                 (
                     s.session_id if (s := sessions[key_of(p)]) else None,
@@ -233,7 +236,8 @@ class FacilitationHandler:
             for pair in chunk:
                 params.extend(pair)
             rows = await tx.fetchall(
-                f"SELECT platform, author_id, opted_out, blocked FROM participants WHERE chat_id = ? AND ({cond})",  # noqa: S608
+                f"SELECT platform, author_id, opted_out, blocked FROM participants WHERE chat_id"  # noqa: S608 - placeholders only
+                f" = ? AND ({cond})",
                 params,
             )
             for row in rows:
@@ -261,7 +265,8 @@ class FacilitationHandler:
             for pair in chunk:
                 params.extend(pair)
             rows = await tx.fetchall(
-                f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND ({cond})",  # noqa: S608
+                f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND"  # noqa: S608 - placeholders only
+                f" ({cond})",
                 params,
             )
             own_parents.update((str(r[0]), str(r[1])) for r in rows)
@@ -282,7 +287,8 @@ class FacilitationHandler:
             opted_out = request is Request.NO_REPOST
             status[author].opted_out = opted_out
             await tx.execute(
-                "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND author_id = ?",
+                "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND"
+                " author_id = ?",
                 (int(opted_out), chat_id, *author),
             )
         return forget, requests
@@ -295,21 +301,20 @@ class FacilitationHandler:
         status: _Status,
         forgotten: bool,
     ) -> str | None:
-        if forgotten:
-            return "not amplified: the author asked us to forget them"
-        if verdict.verdict is not Verdict.OK:
-            return f"not amplified: {verdict.reason}"
-        if status.blocked:
-            return "not amplified: the author is on the blocklist"
-        if status.opted_out:
-            return "not amplified: the author asked not to be reposted"
-        if post.is_bot:
-            return "not amplified: the platform labels the author as automated"
-        if session is None or session.phase(post.created_at) is Phase.IDLE:
-            return "not amplified: posted outside chat hours"
-        if not self.settings.reposts.enabled:
-            return "not amplified: reposts are turned off"
-        return None
+        """Why a post must not be reposted, in the order a facilitator would ask."""
+        checks = (
+            (forgotten, "the author asked us to forget them"),
+            (verdict.verdict is not Verdict.OK, verdict.reason),
+            (status.blocked, "the author is on the blocklist"),
+            (status.opted_out, "the author asked not to be reposted"),
+            (post.is_bot, "the platform labels the author as automated"),
+            (
+                session is None or session.phase(post.created_at) is Phase.IDLE,
+                "posted outside chat hours",
+            ),
+            (not self.settings.reposts.enabled, "reposts are turned off"),
+        )
+        return next((f"not amplified: {why}" for failed, why in checks if failed), None)
 
     async def _reposts(self, tx: Tx, view: _View, posts: Sequence[Post]) -> list[Decision]:
         batch, notes = view.batch, view.notes
@@ -346,7 +351,8 @@ class FacilitationHandler:
         for (session_id, platform), candidates in groups.items():
             budget = self.settings.reposts.budget.for_platform(platform)
             used_row = await tx.fetchone(
-                "SELECT COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ? AND platform = ?",
+                "SELECT COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ? AND"
+                " platform = ?",
                 (batch.chat_id, session_id, platform),
             )
             used = int(used_row[0]) if used_row else 0
@@ -356,8 +362,9 @@ class FacilitationHandler:
                 part = authors[start : start + 300]
                 marks = ", ".join("?" for _ in part)
                 rows = await tx.fetchall(
-                    "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ?"
-                    f" AND platform = ? AND author_id IN ({marks}) GROUP BY author_id",  # noqa: S608
+                    "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND"  # noqa: S608 - placeholders only
+                    " session_id = ?"
+                    f" AND platform = ? AND author_id IN ({marks}) GROUP BY author_id",
                     [batch.chat_id, session_id, platform, *part],
                 )
                 counts.update(((platform, str(r[0])), int(r[1])) for r in rows)
@@ -367,15 +374,23 @@ class FacilitationHandler:
                 if c.remote_id in chosen_keys:
                     continue
                 if counts.get(c.author, 0) > 0 or any(o.author == c.author for o in chosen):
-                    why = "waiting: this participant was already reposted this session; more reposts after the live hour, fairly"
+                    why = (
+                        "waiting: this participant was already reposted this session;"
+                        " more reposts after the live hour, fairly"
+                    )
                 else:
-                    why = f"not reposted: the {platform} repost budget for this session is spent ({budget})"
+                    why = (
+                        f"not reposted: the {platform} repost budget for this session"
+                        f" is spent ({budget})"
+                    )
                 notes.setdefault((c.platform, c.remote_id), why)
             if not chosen:
                 continue
             await tx.executemany(
-                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id, remote_id, round,"
-                " decided_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id,"
+                " remote_id, round,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (chat_id, platform,"
+                " remote_id) DO NOTHING",
                 [
                     (
                         batch.chat_id,
@@ -418,7 +433,8 @@ class FacilitationHandler:
             slot = (session.session_id, post.platform)
             if slot not in used:
                 row = await tx.fetchone(
-                    "SELECT COUNT(*) FROM welcomes WHERE chat_id = ? AND session_id = ? AND platform = ?",
+                    "SELECT COUNT(*) FROM welcomes WHERE chat_id = ? AND session_id = ? AND"
+                    " platform = ?",
                     (batch.chat_id, *slot),
                 )
                 used[slot] = int(row[0]) if row else 0
@@ -426,7 +442,8 @@ class FacilitationHandler:
             if used[slot] >= budget:
                 continue
             changed = await tx.execute(
-                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id, decided_at)"
+                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
+                " decided_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
                 (
                     batch.chat_id,
@@ -441,11 +458,16 @@ class FacilitationHandler:
                 continue
             used[slot] += 1
             reason = (
-                f"first post ever with #{hashtag} from this {post.platform} account: one welcome with the"
-                f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform} this session)"
+                f"first post ever with #{hashtag} from this {post.platform} account: one welcome"
+                f" with the"
+                f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform} this"
+                f" session)"
             )
             if not post.mentions_host:
-                reason += "; the post does not mention the host, so a platform that requires it (X) will skip this reply"
+                reason += (
+                    "; the post does not mention the host, so a platform that requires it (X)"
+                    " will skip this reply"
+                )
             decisions.append(
                 Decision(
                     action=Reply(
@@ -495,7 +517,8 @@ class FacilitationHandler:
                 parent_mentions_host=post.mentions_host,
             ),
             reason=(
-                f"{verdict.reason}; signposting reply prepared ({', '.join(r.upper() for r in regions)})"
+                f"{verdict.reason}; signposting reply prepared"
+                f" ({', '.join(r.upper() for r in regions)})"
                 " for a facilitator to approve; the post stays visible and is never reposted"
             ),
             mode=mode,
@@ -524,8 +547,10 @@ class FacilitationHandler:
             )
             session = self.schedule.session_at(post.created_at)
             await tx.execute(
-                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category, reason,"
-                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category,"
+                " reason,"
+                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?)"
                 " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
                 (
                     batch.chat_id,

@@ -71,8 +71,9 @@ class SqlLinks:
                 part = ids[start : start + CHUNK]
                 marks = ", ".join("?" for _ in part)
                 rows = await self.tx.fetchall(
-                    f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND platform = ? AND"  # noqa: S608
-                    f" (parent_id IN ({marks}) OR quoted_id IN ({marks}) OR thread_root IN ({marks}))",
+                    f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND platform = ? AND"  # noqa: S608 - placeholders only
+                    f" (parent_id IN ({marks}) OR quoted_id IN ({marks}) OR thread_root IN"
+                    f" ({marks}))",
                     [self.chat_id, platform, *part, *part, *part],
                 )
                 found.extend(_link(r) for r in rows)

@@ -251,7 +251,7 @@ def session_items(
 
 
 def _placeholder_problems(where: str, text: str) -> list[str]:
-    import string  # noqa: PLC0415 - only validation parses templates
+    import string  # noqa: PLC0415 - imported on first use
 
     found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     return [
@@ -274,51 +274,68 @@ def validate(
             day = date.fromisoformat(key)
             if day.weekday() != schedule.settings.weekday:
                 problems.append(
-                    f"{where}: {key} is a {day:%A}, but the chat is on {WEEKDAYS[schedule.settings.weekday].capitalize()}."
+                    f"{where}: {key} is a {day:%A}, but the chat is on"
+                    f" {WEEKDAYS[schedule.settings.weekday].capitalize()}."
                 )
-        seen: set[int] = set()
-        for q in plan.questions:
-            if q.n in seen:
-                problems.append(f"{where}: Q{q.n} appears twice.")
-            seen.add(q.n)
-            if q.offset_minutes > length:
-                problems.append(
-                    f"{where} Q{q.n}: offset {q.offset_minutes} minutes is after the chat's end ({length} minutes)."
-                )
-        ordered = [q.offset_minutes for q in plan.questions]
-        if ordered != sorted(ordered):
+        problems.extend(_order_problems(where, plan, length))
+        problems.extend(_text_problems(where, plan, hashtag=hashtag, platforms=platforms))
+    return problems
+
+
+def _order_problems(where: str, plan: SessionPlan, length: int) -> list[str]:
+    problems: list[str] = []
+    seen: set[int] = set()
+    for q in plan.questions:
+        if q.n in seen:
+            problems.append(f"{where}: Q{q.n} appears twice.")
+        seen.add(q.n)
+        if q.offset_minutes > length:
             problems.append(
-                f"{where}: questions must go out in order (Q1 first), check offset_minutes."
+                f"{where} Q{q.n}: offset {q.offset_minutes} minutes is after the chat's end"
+                f" ({length} minutes)."
             )
-        if not plan.questions:
-            problems.append(f"{where}: there are no questions.")
-        for label, text in [("reminder", plan.reminder), ("intro", plan.intro)] + [
-            (f"Q{q.n}", q.text) for q in plan.questions
-        ]:
-            try:
-                problems.extend(_placeholder_problems(f"{where} {label}", text))
-                rendered = _render(
-                    text,
-                    topic=plan.topic,
-                    hashtag=hashtag,
-                    times="20:00 GMT / 15:00 EST / 12:00 PST",
-                )
-            except (ValueError, KeyError, IndexError):
+    ordered = [q.offset_minutes for q in plan.questions]
+    if ordered != sorted(ordered):
+        problems.append(
+            f"{where}: questions must go out in order (Q1 first), check offset_minutes."
+        )
+    if not plan.questions:
+        problems.append(f"{where}: there are no questions.")
+    return problems
+
+
+def _text_problems(
+    where: str, plan: SessionPlan, *, hashtag: str, platforms: list[str]
+) -> list[str]:
+    problems: list[str] = []
+    for label, text in [("reminder", plan.reminder), ("intro", plan.intro)] + [
+        (f"Q{q.n}", q.text) for q in plan.questions
+    ]:
+        try:
+            problems.extend(_placeholder_problems(f"{where} {label}", text))
+            rendered = _render(
+                text,
+                topic=plan.topic,
+                hashtag=hashtag,
+                times="20:00 GMT / 15:00 EST / 12:00 PST",
+            )
+        except (ValueError, KeyError, IndexError):
+            problems.append(
+                f"{where} {label}: braces must hold a placeholder such as {{topic}}; write"
+                f" {{{{ for a brace."
+            )
+            continue
+        if label.startswith("Q"):
+            rendered = question_text(int(label[1:]), rendered)
+        full = with_hashtag(rendered, hashtag)
+        for platform in platforms:
+            limit = limit_for(platform)
+            size = limit.measure(full)
+            if size > limit.maximum:
                 problems.append(
-                    f"{where} {label}: braces must hold a placeholder such as {{topic}}; write {{{{ for a brace."
+                    f"{where} {label} is {size} {limit.unit} on {limit.name} with the hashtag;"
+                    f" {limit.name} allows {limit.maximum}: shorten it (it would be cut)."
                 )
-                continue
-            if label.startswith("Q"):
-                rendered = question_text(int(label[1:]), rendered)
-            full = with_hashtag(rendered, hashtag)
-            for platform in platforms:
-                limit = limit_for(platform)
-                size = limit.measure(full)
-                if size > limit.maximum:
-                    problems.append(
-                        f"{where} {label} is {size} {limit.unit} on {limit.name} with the hashtag;"
-                        f" {limit.name} allows {limit.maximum}: shorten it (it would be cut)."
-                    )
     return problems
 
 

@@ -19,14 +19,17 @@ class Request(StrEnum):
 
 
 _FORGET = re.compile(
-    r"(?<!\w)(?:forget me|delete (?:all )?my (?:data|posts|info)|remove (?:all )?my (?:data|posts|info)"
+    r"(?<!\w)(?:forget me|delete (?:all )?my (?:data|posts|info)|remove (?:all )?my"
+    r" (?:data|posts|info)"
     r"|erase (?:all )?my (?:data|posts))(?!\w)"
 )
 _REPOST_OK = re.compile(
-    r"(?<!\w)(?:opt me (?:back )?in|you can (?:re)?(?:post|share|rt|retweet|boost) me(?: again)?|ok to (?:re)?post me)(?!\w)"
+    r"(?<!\w)(?:opt me (?:back )?in|you can (?:re)?(?:post|share|rt|retweet|boost) me(?:"
+    r" again)?|ok to (?:re)?post me)(?!\w)"
 )
 _NO_REPOST = re.compile(
-    r"(?<!\w)(?:(?:please )?(?:don'?t|do not|never|stop|no) (?:re-?post|repost|share|retweet|rt|boost|amplify)(?:ing)?"
+    r"(?<!\w)(?:(?:please )?(?:don'?t|do not|never|stop|no)"
+    r" (?:re-?post|repost|share|retweet|rt|boost|amplify)(?:ing)?"
     r" (?:me|my posts?|my tweets?|my stuff)|opt me out|(?:i )?opt out|unsubscribe)(?!\w)"
 )
 

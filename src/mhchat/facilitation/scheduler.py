@@ -76,8 +76,8 @@ class Scheduler:
         while True:
             try:
                 await self.tick()
-            except Exception as exc:  # noqa: BLE001 - the session clock must keep going
-                log.error("scheduler_tick_failed", error_type=type(exc).__name__, exc_info=exc)
+            except Exception as exc:
+                log.exception("scheduler_tick_failed", error_type=type(exc).__name__)
             await self.clock.sleep(self.interval)
 
     async def tick(self) -> TickReport:
@@ -127,7 +127,8 @@ class Scheduler:
         self, tx: Tx, session: Session, items: list[Item], now: datetime
     ) -> None:
         await tx.executemany(
-            "INSERT INTO session_questions (chat_id, session_id, n, text, scheduled_at) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO session_questions (chat_id, session_id, n, text, scheduled_at) VALUES"
+            " (?, ?, ?, ?, ?)"
             " ON CONFLICT (chat_id, session_id, n) DO NOTHING",
             [
                 (self.settings.chat_id, session.session_id, i.n, i.text, i.at.isoformat())
@@ -156,7 +157,10 @@ class Scheduler:
                             text=fit(item.text, self.settings.hashtag, platform),
                             not_after=item.at + lateness,
                         ),
-                        reason=f"{label} of session {session.session_id}, due {audience_times(item.at, zone)}",
+                        reason=(
+                            f"{label} of session {session.session_id},"
+                            f" due {audience_times(item.at, zone)}"
+                        ),
                     )
                 )
         if not decisions:
@@ -181,7 +185,8 @@ class Scheduler:
                 now=now,
                 detail=(
                     f"not sent: it was due {late} minutes ago, more than the"
-                    f" {self.settings.schedule.lateness_minutes}-minute lateness allowed (the service was not running)"
+                    f" {self.settings.schedule.lateness_minutes}-minute lateness allowed (the"
+                    f" service was not running)"
                 ),
                 expect=(State.PENDING, State.AWAITING_APPROVAL),
             )
@@ -191,7 +196,8 @@ class Scheduler:
     async def _fill_finished(self, tx: Tx, now: datetime, report: TickReport) -> None:
         """Second round of fair reposts for sessions whose live hour is over."""
         rows = await tx.fetchall(
-            "SELECT session_id FROM chat_sessions WHERE chat_id = ? AND fill_done_at IS NULL AND ends_at <= ?",
+            "SELECT session_id FROM chat_sessions WHERE chat_id = ? AND fill_done_at IS NULL AND"
+            " ends_at <= ?",
             (self.settings.chat_id, now.isoformat()),
         )
         for row in rows:
@@ -215,7 +221,8 @@ class Scheduler:
             " AND pa.platform = p.platform AND pa.author_id = p.author_id"
             " WHERE p.chat_id = ? AND p.session_id = ? AND p.is_own = 0 AND p.is_bot = 0"
             " AND p.triage = 'ok' AND pa.opted_out = 0 AND pa.blocked = 0 AND NOT EXISTS"
-            " (SELECT 1 FROM session_reposts r WHERE r.chat_id = p.chat_id AND r.platform = p.platform"
+            " (SELECT 1 FROM session_reposts r WHERE r.chat_id = p.chat_id AND r.platform ="
+            " p.platform"
             " AND r.remote_id = p.remote_id)",
             (chat_id, session.session_id),
         )
@@ -242,7 +249,8 @@ class Scheduler:
         for platform, candidates in by_platform.items():
             budget = self.settings.reposts.budget.for_platform(platform)
             tallies = await tx.fetchall(
-                "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ?"
+                "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id"
+                " = ?"
                 " AND platform = ? GROUP BY author_id",
                 (chat_id, session.session_id, platform),
             )
@@ -250,8 +258,10 @@ class Scheduler:
             used = sum(counts.values())
             chosen = fill_round(candidates, counts, budget - used)
             await tx.executemany(
-                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id, remote_id, round,"
-                " decided_at) VALUES (?, ?, ?, ?, ?, 2, ?) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id,"
+                " remote_id, round,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, 2, ?) ON CONFLICT (chat_id, platform,"
+                " remote_id) DO NOTHING",
                 [
                     (
                         chat_id,

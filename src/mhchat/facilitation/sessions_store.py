@@ -12,7 +12,8 @@ async def ensure_session(
     tx: Tx, chat_id: str, session: Session, *, zone: str, now: datetime, topic: str = ""
 ) -> None:
     await tx.execute(
-        "INSERT INTO chat_sessions (chat_id, session_id, starts_at, ends_at, closes_at, zone, topic,"
+        "INSERT INTO chat_sessions (chat_id, session_id, starts_at, ends_at, closes_at, zone,"
+        " topic,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (chat_id, session_id) DO NOTHING",
         (

@@ -35,7 +35,8 @@ def _check(name: str, text: object, source: str) -> list[str]:
     except ValueError:
         return [f"{source}: {name} has an unmatched brace; write {{{{ for a brace."]
     return [
-        f"{source}: {name} uses {{{field}}}; the placeholders are {{handle}}, {{hashtag}} and {{help_lines}}."
+        f"{source}: {name} uses {{{field}}}; the placeholders are {{handle}}, {{hashtag}} and"
+        f" {{help_lines}}."
         for field in sorted(found - PLACEHOLDERS)
     ]
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from mhchat.facilitation.triage.lexicon import CrisisLexicon, normalise
 
@@ -48,7 +49,7 @@ class TriageResult:
 
 def profanity_model() -> ProbabilityModel:
     """``profanity_check.predict_prob``, imported on first use (it loads a model)."""
-    from profanity_check import predict_prob  # noqa: PLC0415 - costs ~2 s, load once when needed
+    from profanity_check import predict_prob  # noqa: PLC0415 - imported on first use
 
     def run(texts: list[str]) -> Sequence[float]:
         return [float(p) for p in predict_prob(texts)]
@@ -75,7 +76,8 @@ class SpamTracker:
         self._counts: OrderedDict[tuple[bytes, tuple[str, str] | None], int] = OrderedDict()
         self._link_times: OrderedDict[tuple[str, str], deque[datetime]] = OrderedDict()
 
-    def _remember(self, store: OrderedDict[object, object], key: object) -> None:  # type: ignore[type-arg]
+    def _remember(self, store: OrderedDict[Any, Any], key: object) -> None:
+        # Least recently seen entries go first: memory stays bounded in a long chat.
         store.move_to_end(key)
         while len(store) > self.capacity:
             store.popitem(last=False)
@@ -91,10 +93,10 @@ class SpamTracker:
             digest = hashlib.blake2b(f"{platform}\x00{core}".encode(), digest_size=12).digest()
             count = self._counts.get((digest, item.author), 0) + 1
             self._counts[(digest, item.author)] = count
-            self._remember(self._counts, (digest, item.author))  # type: ignore[arg-type]
+            self._remember(self._counts, (digest, item.author))
             authors = self._texts.setdefault(digest, set())
             authors.add(item.author)
-            self._remember(self._texts, digest)  # type: ignore[arg-type]
+            self._remember(self._texts, digest)
             if count >= self.repeat_limit:
                 reason = f"the same text posted {count} times by one account"
             elif item.author is not None and len(authors) >= self.repeat_limit:
@@ -104,9 +106,10 @@ class SpamTracker:
             times.append(item.at)
             while times and item.at - times[0] > self.burst_window:
                 times.popleft()
-            self._remember(self._link_times, item.author)  # type: ignore[arg-type]
+            self._remember(self._link_times, item.author)
             if len(times) >= self.burst_links:
-                reason = f"{len(times)} posts with links from one account within {int(self.burst_window.total_seconds() // 60)} minutes"
+                minutes = int(self.burst_window.total_seconds() // 60)
+                reason = f"{len(times)} posts with links from one account within {minutes} minutes"
         return reason
 
 
@@ -145,7 +148,10 @@ class Triage:
             if found is not None:
                 results[i] = TriageResult(
                     verdict=Verdict.CRISIS,
-                    reason=f'possible crisis language ({found.language}: "{found.phrase}"): a person should look now',
+                    reason=(
+                        f'possible crisis language ({found.language}: "{found.phrase}"):'
+                        " a person should look now"
+                    ),
                     score=1.0,
                 )
             else:
@@ -158,7 +164,10 @@ class Triage:
             if score >= self.abuse_threshold:
                 results[i] = TriageResult(
                     verdict=Verdict.ABUSE,
-                    reason=f"abusive language (profanity model {score:.2f} >= {self.abuse_threshold:.2f})",
+                    reason=(
+                        f"abusive language (profanity model {score:.2f}"
+                        f" >= {self.abuse_threshold:.2f})"
+                    ),
                     score=score,
                 )
             elif links > self.max_links:
