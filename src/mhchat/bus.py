@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mhchat.adapters import Checkpoint
 from mhchat.events import Event, PlatformName
@@ -23,6 +24,14 @@ class BusClosed(Exception):  # noqa: N818
     """The bus is shutting down and takes no more events."""
 
 
+class Settle(Protocol):
+    """How an envelope from a durable bus is acknowledged once stored, or handed back."""
+
+    async def ack(self) -> None: ...
+
+    async def nak(self, delay: float) -> None: ...
+
+
 @dataclass(slots=True)
 class Envelope:
     """Events from one adapter call, with the cursor that covers them."""
@@ -31,6 +40,8 @@ class Envelope:
     events: Sequence[Event]
     checkpoint: Checkpoint | None
     stored: asyncio.Future[None] | None = None
+    settle: Settle | None = None
+    """Set by a durable bus (JetStream): acknowledged after commit, redelivered on failure."""
 
 
 @dataclass(slots=True)
@@ -40,6 +51,36 @@ class BusStats:
     waited: int = 0
     depth_peak: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+class Bus(Protocol):
+    """What the ingest worker, the sinks and /readyz need of a bus (in-process or JetStream)."""
+
+    capacity: int
+    stats: BusStats
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def full(self) -> bool: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    async def put(self, envelope: Envelope, timeout: float | None = None) -> None: ...
+
+    def put_nowait(self, envelope: Envelope) -> bool: ...
+
+    async def get_batch(self, max_events: int) -> list[Envelope]: ...
+
+    def task_done(self, n: int) -> None: ...
+
+    async def join(self) -> None: ...
+
+    def drain_nowait(self) -> list[Envelope]: ...
 
 
 class EventBus:
@@ -121,7 +162,7 @@ class EventBus:
 class BusSink:
     """The ``EventSink`` port handed to one adapter."""
 
-    def __init__(self, bus: EventBus, platform: PlatformName) -> None:
+    def __init__(self, bus: Bus, platform: PlatformName) -> None:
         self._bus = bus
         self._platform = platform
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import structlog
 
 from mhchat.adapters import Checkpoint
-from mhchat.bus import Envelope, EventBus
+from mhchat.bus import Bus, Envelope
 from mhchat.clock import Clock
 from mhchat.store.db import Database, Tx
 from mhchat.store.posts import StoredBatch, save_events
@@ -61,7 +61,7 @@ class IngestWorker:
     def __init__(
         self,
         *,
-        bus: EventBus,
+        bus: Bus,
         db: Database,
         clock: Clock,
         chat_id: str,
@@ -118,6 +118,10 @@ class IngestWorker:
             except Exception as exc:  # noqa: BLE001 - the worker must survive store errors
                 self.stats.store_errors += 1
                 self.error_hook("ingest.store", exc)
+                if envelopes and all(env.settle is not None for env in envelopes):
+                    # A durable bus keeps the events: hand them back for redelivery.
+                    await self._settle(envelopes, ack=False, delay=delay)
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
@@ -150,6 +154,8 @@ class IngestWorker:
         for env in envelopes:
             if env.stored is not None and not env.stored.done():
                 env.stored.set_result(None)
+        # Acknowledge to a durable bus only now that the batch is committed.
+        await self._settle(envelopes, ack=True)
         for observer in self.observers:
             try:
                 result = observer(batch)
@@ -158,6 +164,15 @@ class IngestWorker:
             except Exception as exc:  # noqa: BLE001 - an observer must not stop ingest
                 self.error_hook("ingest.observer", exc)
         return batch
+
+    async def _settle(self, envelopes: list[Envelope], *, ack: bool, delay: float = 0.0) -> None:
+        for env in envelopes:
+            if env.settle is None:
+                continue
+            try:
+                await (env.settle.ack() if ack else env.settle.nak(delay))
+            except Exception as exc:  # noqa: BLE001 - an unacked event is redelivered, deduped
+                self.error_hook("ingest.ack", exc)
 
     async def _run_handler(self, tx: Tx, handler: BatchHandler, batch: StoredBatch) -> None:
         await tx.execute("SAVEPOINT handler")

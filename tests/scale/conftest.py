@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from mhchat.store.chats import ensure_chat
 from mhchat.store.db import Database, SqliteDatabase
@@ -137,7 +138,7 @@ async def store(store_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def nats_client() -> AsyncIterator[nats.NATS]:
+async def nats_client() -> AsyncIterator[NatsClient]:
     require_nats()
     nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0)
     try:

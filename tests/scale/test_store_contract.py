@@ -133,7 +133,7 @@ async def test_a_cursor_is_saved_with_its_events_and_replaced(store: Database) -
 
 
 async def test_a_failed_transaction_keeps_neither_events_nor_cursor(store: Database) -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 - the failure is inside the transaction
         async with store.write() as tx:
             await save_events(
                 tx,
@@ -159,7 +159,9 @@ def publish(key: str) -> Decision:
 async def test_the_ledger_records_a_key_once_and_guards_transitions(store: Database) -> None:
     modes = {Purpose.QUESTION: Mode.AUTO}
     async with store.write() as tx:
-        first = await record(tx, chat_id="default", decisions=[publish("q1")], modes=modes, now=NOW)
+        first = await record(
+            tx, chat_id="default", decisions=[publish("q1")], modes=modes, now=NOW
+        )
     async with store.write() as tx:
         again = await record(
             tx, chat_id="default", decisions=[publish("q1"), publish("q2")], modes=modes, now=NOW
@@ -173,9 +175,7 @@ async def test_the_ledger_records_a_key_once_and_guards_transitions(store: Datab
         assert not await transition(tx, q1.id, to=State.SENDING, now=NOW, expect=[State.PENDING])
     assert await count(store, "SELECT COUNT(*) FROM actions") == 2
     assert (
-        await count(
-            store, "SELECT COUNT(*) FROM action_transitions WHERE action_id = ?", (q1.id,)
-        )
+        await count(store, "SELECT COUNT(*) FROM action_transitions WHERE action_id = ?", (q1.id,))
         == 2
     )
 

@@ -93,14 +93,14 @@ class PostgresDatabase:
 
     @classmethod
     async def open(
-        cls, url: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+        cls, url: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 10.0
     ) -> PostgresDatabase:
         dsn = "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            timeout=timeout,
+            timeout=connect_timeout,
             command_timeout=60,
             # Statements are prepared per connection; a schema change by a migration in
             # another process must not leave stale plans behind.
