@@ -67,6 +67,28 @@ class BusSettings:
     capacity: int = 1000
     max_batch: int = 500
     shutdown_deadline_seconds: float = 10.0
+    backend: str = "memory"
+    """``memory`` (in-process queue) or ``nats`` (NATS JetStream, for several processes)."""
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream: str = "MHCHAT_EVENTS"
+    subject_prefix: str = "mhchat.events"
+    ack_wait_seconds: float = 30.0
+    """An event pulled but not acknowledged in this time is delivered again."""
+    max_ack_pending: int = 2000
+    """Bound on events handed out and not yet acknowledged (back-pressure on the consumer)."""
+    max_stream_messages: int = 1_000_000
+    """Bound on events waiting in the stream: past it, publishing is refused (back-pressure)."""
+    duplicate_window_seconds: float = 120.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseSettings:
+    enabled: bool | None = None
+    """None: on with PostgreSQL (several processes), off with SQLite (one process)."""
+    timeout_seconds: float = 15.0
+    """A duty whose holder stopped renewing is taken over after at most this long."""
+    renew_seconds: float | None = None
+    """Default: a third of the timeout."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +129,13 @@ class Settings:
     secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
     """Every MHCHAT_* environment value (for redaction and module-owned secrets)."""
     source: str = "<embedded defaults>"
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
+
+    @property
+    def leases_on(self) -> bool:
+        if self.leases.enabled is not None:
+            return self.leases.enabled
+        return self.database.sqlite_path is None
 
     def section(self, name: str) -> Mapping[str, Any]:
         value = self.raw.get(name, {})
@@ -225,6 +254,27 @@ def parse_settings(
         capacity=bus_t.integer("capacity", 1000, minimum=1),
         max_batch=bus_t.integer("max_batch", 500, minimum=1),
         shutdown_deadline_seconds=bus_t.number("shutdown_deadline_seconds", 10.0),
+        backend=bus_t.text("backend", "memory"),
+        nats_url=bus_t.text("nats_url", "nats://127.0.0.1:4222"),
+        stream=bus_t.text("stream", "MHCHAT_EVENTS"),
+        subject_prefix=bus_t.text("subject_prefix", "mhchat.events"),
+        ack_wait_seconds=bus_t.number("ack_wait_seconds", 30.0, minimum=0.5),
+        max_ack_pending=bus_t.integer("max_ack_pending", 2000, minimum=1),
+        max_stream_messages=bus_t.integer("max_stream_messages", 1_000_000, minimum=1),
+        duplicate_window_seconds=bus_t.number("duplicate_window_seconds", 120.0, minimum=1.0),
+    )
+    if bus.backend not in {"memory", "nats"}:
+        problems.append(f"[bus] backend must be memory or nats (got {bus.backend!r}).")
+    lease_t = _Reader(_table(doc, "leases", problems), "leases", problems)
+    lease_enabled = lease_t.table.get("enabled")
+    leases = LeaseSettings(
+        enabled=lease_enabled if isinstance(lease_enabled, bool) else None,
+        timeout_seconds=lease_t.number("timeout_seconds", 15.0, minimum=0.5),
+        renew_seconds=(
+            lease_t.number("renew_seconds", 5.0, minimum=0.1)
+            if "renew_seconds" in lease_t.table
+            else None
+        ),
     )
     send_t = _Reader(_table(doc, "sender", problems), "sender", problems)
     sender = SenderSettings(
@@ -295,6 +345,7 @@ def parse_settings(
         raw=doc,
         secrets={k: v for k, v in env.items() if k.startswith(SECRET_PREFIX)},
         source=source,
+        leases=leases,
     )
     for check in _section_checks:
         problems.extend(check(settings))

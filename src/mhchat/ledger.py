@@ -181,13 +181,19 @@ async def transition(
     return True
 
 
-async def next_pending(tx: Tx, platform: str, *, now: datetime) -> LedgerRow | None:
-    """The oldest pending action for a platform whose not-before time has come."""
-    row = await tx.fetchone(
-        _SELECT + " WHERE platform = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
-        " ORDER BY id LIMIT 1",
-        (platform, State.PENDING.value, now.isoformat()),
-    )
+async def next_pending(
+    tx: Tx, platform: str, *, now: datetime, chat_id: str | None = None
+) -> LedgerRow | None:
+    """The oldest pending action for a platform whose not-before time has come.
+
+    With ``chat_id``, only that chat's: each chat posts from its own accounts.
+    """
+    where = " WHERE platform = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
+    params: tuple[object, ...] = (platform, State.PENDING.value, now.isoformat())
+    if chat_id is not None:
+        where += " AND chat_id = ?"
+        params = (*params, chat_id)
+    row = await tx.fetchone(_SELECT + where + " ORDER BY id LIMIT 1", params)
     return row_to_ledger(row) if row else None
 
 

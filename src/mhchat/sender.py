@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,9 +30,18 @@ from mhchat.errors import (
     Unsupported,
 )
 from mhchat.ledger import LedgerRow, State
-from mhchat.store.db import Database
+from mhchat.store.db import Database, Tx
 
 log = structlog.get_logger("mhchat.sender")
+
+
+Fence = Callable[[Tx], Awaitable[bool]]
+"""Checked in the transaction that moves an action to ``sending``: is this process still the
+platform's leader? (``mhchat.leases``.) A paused old leader's step is rolled back."""
+
+
+class SenderFenced(Exception):
+    """Another process took over this platform's sending; this sender must stop."""
 
 
 @dataclass(slots=True)
@@ -62,6 +72,8 @@ class Sender:
         poll_seconds: float = 0.5,
         max_attempts: int = 5,
         perform_timeout: float = 60.0,
+        chat_id: str | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.platform = platform
         self.adapter = adapter
@@ -72,6 +84,8 @@ class Sender:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.perform_timeout = perform_timeout
+        self.chat_id = chat_id
+        self.fence = fence
         self.stats = SenderStats()
         self.wakeup = asyncio.Event()
         self._log = log.bind(platform=platform)
@@ -98,7 +112,11 @@ class Sender:
             if paused is not None and now < paused:
                 await self.clock.sleep(min((paused - now).total_seconds(), self.poll_seconds * 4))
                 continue
-            did_work = await self.step()
+            try:
+                did_work = await self.step()
+            except SenderFenced:
+                self._log.warning("sender_fenced")
+                return
             if did_work:
                 if self.min_interval:
                     await self.clock.sleep(self.min_interval)
@@ -109,9 +127,11 @@ class Sender:
         """Take and perform at most one action; return whether there was one."""
         now = self.clock.now()
         async with self.db.write() as tx:
-            row = await ledger.next_pending(tx, self.platform, now=now)
+            row = await ledger.next_pending(tx, self.platform, now=now, chat_id=self.chat_id)
             if row is None:
                 return False
+            if self.fence is not None and not await self.fence(tx):
+                raise SenderFenced(f"{self.platform} sending was taken over")
             deadline = row.action.not_after
             if deadline is not None and now > deadline:
                 await ledger.transition(
@@ -150,7 +170,7 @@ class Sender:
         except TransientFailure as exc:
             await self._retry_or_fail(row, exc)
         except (OutcomeUnknown, TimeoutError) as exc:
-            await self._unknown(row, f"{type(exc).__name__}: {exc or 'no answer in time'}")
+            await self._unknown(row, f"{type(exc).__name__}: {str(exc) or 'no answer in time'}")
         except Exception as exc:  # noqa: BLE001 - unknown errors may have reached the platform
             await self._unknown(row, f"unexpected {type(exc).__name__}")
             bound.exception("perform_crashed")
@@ -221,11 +241,24 @@ class Sender:
             )
 
 
-async def recover(db: Database, clock: Clock) -> list[LedgerRow]:
-    """At start-up: actions left ``sending`` by a crash become ``unknown``; return them."""
+async def recover(
+    db: Database, clock: Clock, *, chat_id: str | None = None, platform: str | None = None
+) -> list[LedgerRow]:
+    """At start-up: actions left ``sending`` by a crash become ``unknown``; return them.
+
+    With several processes, the process that takes over one chat's platform recovers just that
+    chat and platform (``chat_id``, ``platform``), never another leader's work in flight.
+    """
     now = clock.now()
+    scope: str = ""
+    params: tuple[str, ...] = ()
+    if chat_id is not None and platform is not None:
+        scope, params = " AND chat_id = ? AND platform = ?", (chat_id, platform)
     async with db.write() as tx:
-        rows = await tx.fetchall("SELECT id FROM actions WHERE state = ?", (State.SENDING.value,))
+        rows = await tx.fetchall(
+            "SELECT id FROM actions WHERE state = ?" + scope,  # noqa: S608 - constant text
+            (State.SENDING.value, *params),
+        )
         for (action_id,) in rows:
             await ledger.transition(
                 tx,
@@ -235,7 +268,8 @@ async def recover(db: Database, clock: Clock) -> list[LedgerRow]:
                 detail="mhchat stopped while sending; outcome unknown",
             )
         unknown = await tx.fetchall(
-            "SELECT id FROM actions WHERE state = ?", (State.UNKNOWN.value,)
+            "SELECT id FROM actions WHERE state = ?" + scope,  # noqa: S608 - constant text
+            (State.UNKNOWN.value, *params),
         )
         result: list[LedgerRow] = []
         for (action_id,) in unknown:
