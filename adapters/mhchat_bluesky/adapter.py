@@ -265,18 +265,21 @@ class BlueskyAdapter:
         """Add the "bot" self-label to the host's profile record, as Bluesky asks of bots."""
         did = self.client.did
         try:
+            swap: str | None
             try:
-                _, _, value = await self.writer.fetch(f"at://{did}/{PROFILE}/self")
+                _, swap, value = await self.writer.fetch(f"at://{did}/{PROFILE}/self")
             except PermanentFailure:
-                value = {"$type": PROFILE}
+                swap, value = None, {"$type": PROFILE}
             labels = value.get("labels") or {"$type": "com.atproto.label.defs#selfLabels"}
             values = list(labels.get("values") or [])
             if any(v.get("val") == "bot" for v in values):
                 return
             labels["values"] = [*values, {"val": "bot"}]
             value["labels"] = labels
+            # swap_record: if the profile changed since it was read, the PDS refuses rather
+            # than lose that change.
             data = models.ComAtprotoRepoPutRecord.Data(
-                repo=did, collection=PROFILE, rkey="self", record=value
+                repo=did, collection=PROFILE, rkey="self", record=value, swap_record=swap
             )
             await self.client.call(
                 "putRecord(profile)",
