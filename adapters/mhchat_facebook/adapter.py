@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -61,6 +62,7 @@ class FacebookAdapter:
         self._backfill_lock = asyncio.Lock()
         self._settled = asyncio.Event()
         self._reported: HealthStatus | None = None
+        self._gap_since: datetime | None = None
 
     # -- intake host -------------------------------------------------------------------------
 
@@ -100,13 +102,19 @@ class FacebookAdapter:
     async def _watch(self) -> None:
         """Check the token, fill the gap since the last run, then poll when webhooks go quiet."""
         try:
-            await self.check_token()
-            await self._guarded(self._catch_up())
+            await self._guarded(self.check_token())
+            self._gap_since = await self._saved_gap()
+            await self._guarded(self._fill_gap())
         finally:
             self._settled.set()
         while True:
             self._report_health()
             await self.ctx.clock.sleep(self.config.backfill_check_seconds)
+            if self._gap_since is not None:
+                # The catch-up after start failed (Graph down?): keep trying, or the gap is
+                # lost once new deliveries move the saved checkpoint forward.
+                await self._guarded(self._fill_gap())
+                continue
             since = self.backfill_due()
             if since is not None:
                 self.counters["quiet_backfills"] += 1
@@ -133,7 +141,7 @@ class FacebookAdapter:
         """Wait until the first token check and the catch-up after start are done."""
         await self._settled.wait()
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Awaitable[object]) -> None:
         try:
             await work
         except AdapterError as exc:
@@ -144,17 +152,22 @@ class FacebookAdapter:
             # No traceback locals in the log: they would carry people's posts.
             self.ctx.log.error("facebook_backfill_crashed", **failure(exc))  # noqa: TRY400
 
-    async def _catch_up(self) -> None:
+    async def _saved_gap(self) -> datetime | None:
+        """Where the catch-up after a restart starts: the last stored delivery, bounded."""
         saved = await self.ctx.state.get(ALIVE_KEY)
-        if saved is None:
-            return
         try:
-            alive_at = datetime.fromisoformat(saved)
+            alive_at = datetime.fromisoformat(saved) if saved else None
         except ValueError:
-            return
-        now = self.ctx.clock.now()
-        floor = now - timedelta(seconds=self.config.max_catch_up_seconds)
-        await self._backfill_since(max(alive_at - _SINCE_MARGIN, floor))
+            alive_at = None
+        if alive_at is None or alive_at.tzinfo is None:
+            return None
+        floor = self.ctx.clock.now() - timedelta(seconds=self.config.max_catch_up_seconds)
+        return max(alive_at - _SINCE_MARGIN, floor)
+
+    async def _fill_gap(self) -> None:
+        if self._gap_since is not None:
+            await self._backfill_since(self._gap_since)
+            self._gap_since = None
 
     def backfill_due(self) -> datetime | None:
         """The time to poll from when the chat is live and webhooks have been quiet, else None."""

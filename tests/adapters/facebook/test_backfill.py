@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from mhchat.emulators.facebook import FacebookEmulator, Person
 from mhchat.events import HealthStatus, Post, PostRef, RemoteId
@@ -101,4 +102,22 @@ class TestBackfill:
             clock.advance(30)
             await settle(2)
         assert len(emulator.requests) == calls
+        assert rig.adapter.health().status == HealthStatus.OK
+
+    async def test_catch_up_after_restart_is_retried_until_graph_answers(
+        self, make_rig: RigFactory, emulator: FacebookEmulator
+    ) -> None:
+        clock = FakeClock()
+        emulator.clock = clock
+        question = await emulator.page_post("Q1 #MHChat")
+        missed = await emulator.comment(ALICE, "A1 while mhchat was down", on_post=question)
+        sink = RecordingSink()
+        sink.state.values["facebook:alive_at"] = (clock.now() - timedelta(minutes=10)).isoformat()
+        for _ in range(2):  # /me, then the catch-up's first feed page
+            emulator.fail_next(2, status=500, methods=("GET",))
+        rig = await make_rig(sink=sink, clock=clock, settings={"backfill_check_seconds": 30})
+        assert missed not in sink.remote_ids()
+        assert rig.adapter.health().status == HealthStatus.DEGRADED
+        clock.advance(30)
+        await sink.wait_for(lambda _: missed in sink.remote_ids(), timeout=5)
         assert rig.adapter.health().status == HealthStatus.OK
