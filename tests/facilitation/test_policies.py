@@ -8,6 +8,8 @@ from datetime import timedelta
 from mhchat.actions import Purpose
 from mhchat.events import PlatformName, Post, PostDeleted, PostEdited, PostReceived, RemoteId
 from mhchat.facilitation import views
+from mhchat.facilitation.questions import parse_questions
+from mhchat.facilitation.scheduler import Scheduler
 from mhchat.ledger import Mode, State, transition
 from mhchat.store.db import SqliteDatabase
 from mhchat.testing import FakeClock, make_post
@@ -250,3 +252,39 @@ class TestModesAndReasons:
         ]
         assert len(notes) == 2
         assert "budget" in notes[0]
+
+
+class TestFlagRetention:
+    async def test_flags_expire_with_the_retention_setting(self, db: SqliteDatabase) -> None:
+        await add_chat(db)
+        settings = settings_from({"safety": {"flag_retention_days": 2}})
+        clock = FakeClock(START)
+        h = make_harness(db, clock, settings)
+        await h.feed([PostReceived(post=post("c1", text="I want to die #MHChat"))])
+        async with db.read() as tx:
+            assert len(await views.safety_queue(tx, "default", START + timedelta(days=1))) == 1
+            assert await views.safety_queue(tx, "default", START + timedelta(days=3)) == []
+        qfile, _ = parse_questions(
+            {"default": {"questions": [{"n": 1, "offset_minutes": 5, "text": "q"}]}}
+        )
+        clock.set(START + timedelta(days=3))
+        scheduler = Scheduler(
+            db=db, clock=clock, settings=settings, modes={}, platforms=["x"], questions=qfile
+        )
+        report = await scheduler.tick()
+        assert report.flags_purged == 1
+        # The flag named the post, never the person: the participant row holds no flag.
+        columns = [str(r[1]) for r in await h.rows("PRAGMA table_info(participants)")]
+        assert not any("flag" in c or "crisis" in c for c in columns)
+
+    async def test_a_facilitator_marks_a_flag_handled(self, harness: Harness) -> None:
+        await harness.feed([PostReceived(post=post("c1", text="I want to die #MHChat"))])
+        async with harness.db.read() as tx:
+            (flag,) = await views.safety_queue(tx, "default", START)
+        async with harness.db.write() as tx:
+            assert await views.set_flag_state(tx, "default", flag.id, "handled", START)
+        async with harness.db.read() as tx:
+            assert await views.safety_queue(tx, "default", START) == []
+            assert len(await views.safety_queue(tx, "default", START, include_handled=True)) == 1
+            sessions = await views.sessions(tx, "default")
+        assert [s.session_id for s in sessions] == ["2026-11-25"]

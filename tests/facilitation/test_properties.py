@@ -11,8 +11,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mhchat.events import PlatformName, Post, PostReceived, PostRef, RemoteId
 from mhchat.facilitation.reposts import Candidate, fill_round, first_round
 from mhchat.facilitation.threads import Link, MemoryLinks, apply_batch, group
+from mhchat.store.db import SqliteDatabase
+from mhchat.store.migrate import migrate
+from mhchat.testing import FakeClock, make_post
+
+from .conftest import START, add_chat, make_harness
 
 P = "x"
 
@@ -151,3 +157,47 @@ class TestFairness:
             for author in eligible:
                 if counts[author] < top - 1:
                     assert remaining[author] == 0
+
+
+class TestThreadGroupingInTheStore:
+    """The same invariant through the real ingest path and SQL store (fewer examples)."""
+
+    @settings(max_examples=25, deadline=None)
+    @given(data=st.data(), links=forests())
+    async def test_sql_store_matches_the_reference(
+        self, data: st.DataObject, links: list[Link]
+    ) -> None:
+        db = await SqliteDatabase.open(":memory:")
+        try:
+            await migrate(db)
+            await add_chat(db)
+            harness = make_harness(db, FakeClock(START))
+            posts = {link.key: _post_for(link) for link in links}
+            order = data.draw(st.permutations(list(posts)))
+            size = data.draw(st.integers(min_value=1, max_value=8))
+            for start in range(0, len(order), size):
+                await harness.feed(
+                    [PostReceived(post=posts[k]) for k in order[start : start + size]]
+                )
+            rows = await harness.rows("SELECT remote_id, thread_root, question_n FROM posts")
+            got = {(P, str(r[0])): ((P, str(r[1])), r[2]) for r in rows}
+            want = {k: (v.root, v.question) for k, v in group(links).items()}
+            assert got == want
+        finally:
+            await db.close()
+
+
+def _post_for(link: Link) -> Post:
+    # Own posts carry "Qn", others "An", as the chat convention has it.
+    tag = f"A{link.tag} " if link.tag is not None else ""
+    post = make_post(
+        link.key[1],
+        author=f"u{link.key[1]}",
+        text=f"{tag}post {link.key[1]} #MHChat",
+        platform=PlatformName(P),
+        created_at=START + timedelta(minutes=5),
+        parent=link.parent[1] if link.parent else None,
+        quoted=link.quoted[1] if link.quoted else None,
+    )
+    root = PostRef(remote_id=RemoteId(link.given_root[1])) if link.given_root else None
+    return replace(post, reply_root=root)
