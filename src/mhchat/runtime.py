@@ -9,12 +9,13 @@ from datetime import datetime
 
 from mhchat.actions import Purpose
 from mhchat.adapters import Adapter
-from mhchat.bus import EventBus
+from mhchat.bus import Bus
 from mhchat.clock import Clock
 from mhchat.config import Settings
 from mhchat.controls import Controls
 from mhchat.events import Health, HealthStatus
 from mhchat.ingest import BatchHandler, IngestWorker, Observer
+from mhchat.leases import LeaseManager
 from mhchat.ledger import Mode
 from mhchat.sender import Sender
 from mhchat.store.db import Database
@@ -76,7 +77,7 @@ class Runtime:
     clock: Clock
     started_at: datetime
     db: Database | None = None
-    bus: EventBus | None = None
+    bus: Bus | None = None
     worker: IngestWorker | None = None
     controls: Controls | None = None
     modes: dict[Purpose, Mode] = field(default_factory=dict)
@@ -88,6 +89,8 @@ class Runtime:
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     ready: bool = False
+    leases: LeaseManager | None = None
+    """With several processes: the duties this process holds or waits for (``mhchat.leases``)."""
 
     def require_db(self) -> Database:
         if self.db is None:

@@ -29,9 +29,11 @@ from mhchat.controls import Controls
 from mhchat.errors import ConfigError
 from mhchat.events import PlatformName
 from mhchat.ingest import IngestWorker
+from mhchat.leases import DutyBody, Fence, LeaseManager, LeaseStore
 from mhchat.runtime import AdapterSlot, Component, DbState, Runtime
 from mhchat.sender import Sender, recover
 from mhchat.store.chats import ensure_chat
+from mhchat.store.db import Database
 from mhchat.store.migrate import migrate
 from mhchat.store.open import open_database
 from mhchat.web import health
@@ -109,7 +111,13 @@ async def build_app(
     runtime.modes.update(settings.modes)
     app = web.Application(client_max_size=settings.web.max_body_bytes)
     app[RUNTIME] = runtime
-    runtime.bus = EventBus(settings.bus.capacity)
+    if settings.bus.backend == "nats":
+        from mhchat.bus_nats import JetStreamBus  # noqa: PLC0415 - optional extra
+
+        runtime.bus = JetStreamBus(settings.bus, settings.chat.chat_id)
+    else:
+        runtime.bus = EventBus(settings.bus.capacity)
+    leased = settings.leases_on
     session = http or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     owns_session = http is None
 
@@ -164,9 +172,14 @@ async def build_app(
             runtime.controls = Controls(db, settings.chat.chat_id, runtime.modes)
             await runtime.controls.load()
             await ensure_chat(db, settings.chat.chat_id, settings.chat.hashtag, clock.now())
-            unknown = await recover(db, clock)
-            if unknown:
-                log.warning("actions_with_unknown_outcome", count=len(unknown))
+            if leased:
+                # Several processes: each platform is recovered by whoever takes its lease,
+                # never here, where another instance may be sending right now.
+                runtime.leases = await lease_manager(runtime, db)
+            else:
+                unknown = await recover(db, clock)
+                if unknown:
+                    log.warning("actions_with_unknown_outcome", count=len(unknown))
             yield
         finally:
             await db.close()
@@ -174,6 +187,10 @@ async def build_app(
 
     async def ingest_ctx(_app: web.Application) -> AsyncIterator[None]:
         assert runtime.bus is not None
+        bus = runtime.bus
+        connect = getattr(bus, "connect", None)
+        if connect is not None:
+            await connect()
         worker = IngestWorker(
             bus=runtime.bus,
             db=runtime.require_db(),
@@ -185,17 +202,35 @@ async def build_app(
             keep_raw=settings.database.keep_raw,
         )
         runtime.worker = worker
-        spawn(runtime, "ingest", worker.run())
+        if runtime.leases is not None and connect is not None:
+            # A shared durable stream: one consumer per chat at a time, under a lease.
+            async def ingest_duty(_fence: Fence) -> None:
+                await worker.run()
+
+            runtime.leases.add(duty_name(runtime, "ingest"), ingest_duty)
+        else:
+            _ = spawn(runtime, "ingest", worker.run())
         yield
-        runtime.bus.close()
+        bus.close()
         try:
             async with asyncio.timeout(settings.bus.shutdown_deadline_seconds):
-                await runtime.bus.join()
+                await bus.join()
         except TimeoutError:
-            log.warning("shutdown_deadline_passed", left_in_queue=runtime.bus.depth)
+            log.warning("shutdown_deadline_passed", left_in_queue=bus.depth)
         await _cancel(runtime, "ingest")
+        aclose = getattr(bus, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     async def adapters_ctx(_app: web.Application) -> AsyncIterator[None]:
+        if runtime.leases is not None:
+            # Each platform's intake and sending belong to its lease holder.
+            for name in runtime.slots:
+                runtime.leases.add(
+                    duty_name(runtime, f"platform.{name}"), platform_duty(runtime, name)
+                )
+            yield
+            return
         for name, slot in runtime.slots.items():
             if slot.adapter is None:
                 continue
@@ -217,6 +252,9 @@ async def build_app(
 
     async def senders_ctx(_app: web.Application) -> AsyncIterator[None]:
         assert runtime.controls is not None
+        if runtime.leases is not None:
+            yield
+            return
         for name, slot in runtime.slots.items():
             if slot.adapter is None or not slot.started:
                 continue
@@ -229,22 +267,98 @@ async def build_app(
                 min_interval=settings.sender.min_interval_seconds,
                 poll_seconds=settings.sender.poll_seconds,
             )
-            spawn(runtime, f"sender.{name}", slot.sender.run())
+            _ = spawn(runtime, f"sender.{name}", slot.sender.run())
         yield
         await _cancel(runtime, "sender.")
 
     async def components_ctx(_app: web.Application) -> AsyncIterator[None]:
+        manager = runtime.leases
         for name, component in runtime.components:
-            spawn(runtime, f"component.{name}", component(runtime))
+            if manager is not None:
+                manager.add(
+                    duty_name(runtime, f"component.{name}"), component_duty(runtime, component)
+                )
+            else:
+                _ = spawn(runtime, f"component.{name}", component_duty(runtime, component)(None))
+        if manager is not None:
+            _ = spawn(runtime, "leases", manager.run())
         runtime.ready = True
         yield
         runtime.ready = False
+        if manager is not None:
+            # Hand every lease back first, so a standby takes over at once.
+            await _cancel(runtime, "leases")
+            await manager.stop()
         await _cancel(runtime, "component.")
 
     app.cleanup_ctx.extend(
         [http_ctx, database_ctx, ingest_ctx, adapters_ctx, senders_ctx, components_ctx]
     )
     return app
+
+
+def duty_name(runtime: Runtime, what: str) -> str:
+    return f"{runtime.settings.chat.chat_id}/{what}"
+
+
+async def lease_manager(runtime: Runtime, db: Database) -> LeaseManager:
+    store = LeaseStore(db)
+    await store.ensure()
+    leases = runtime.settings.leases
+    return LeaseManager(store, ttl=leases.timeout_seconds, interval=leases.renew_seconds)
+
+
+def platform_duty(runtime: Runtime, name: str) -> DutyBody:
+    """While held: the platform's adapter runs (stream intake) and its sender sends."""
+
+    async def body(fence: Fence) -> None:
+        slot = runtime.slots[name]
+        adapter = slot.adapter
+        if adapter is None:
+            await asyncio.Event().wait()  # nothing to run; keep the lease quiet
+            return
+        settings = runtime.settings
+        db = runtime.require_db()
+        assert runtime.controls is not None
+        await adapter.start()
+        slot.started = True
+        log.info("adapter_started", platform=name, token=fence.token)
+        try:
+            unknown = await recover(
+                db, runtime.clock, chat_id=settings.chat.chat_id, platform=name
+            )
+            if unknown:
+                log.warning("actions_with_unknown_outcome", platform=name, count=len(unknown))
+            slot.sender = Sender(
+                platform=name,
+                adapter=adapter,
+                db=db,
+                clock=runtime.clock,
+                controls=runtime.controls,
+                min_interval=settings.sender.min_interval_seconds,
+                poll_seconds=settings.sender.poll_seconds,
+                chat_id=settings.chat.chat_id,
+                fence=fence,
+            )
+            await slot.sender.run()
+        finally:
+            slot.sender = None
+            slot.started = False
+            try:
+                await adapter.stop()
+            except Exception as exc:  # noqa: BLE001 - the lease is handed back regardless
+                log.error("adapter_stop_failed", platform=name, error_type=type(exc).__name__)
+
+    return body
+
+
+def component_duty(
+    runtime: Runtime, component: Component
+) -> Callable[[Fence | None], Coroutine[Any, Any, None]]:
+    async def body(_fence: Fence | None) -> None:
+        await component(runtime)
+
+    return body
 
 
 def add_component(runtime: Runtime, name: str, component: Component) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mhchat.events import HealthStatus
+from mhchat.leases import LeaseManager, utc_now
 from mhchat.web.keys import RUNTIME
 
 
@@ -28,7 +29,7 @@ async def readyz(request: web.Request) -> web.Response:
             db_ok = False
     bus = runtime.bus
     ready = runtime.ready and db_ok and bus is not None and not bus.closed
-    body = {
+    body: dict[str, object] = {
         "ready": ready,
         "database": "ok" if db_ok else "down",
         "bus": {
@@ -39,7 +40,32 @@ async def readyz(request: web.Request) -> web.Response:
         "adapters": adapters,
         "kill_switch": bool(runtime.controls and runtime.controls.killed),
     }
+    if runtime.leases is not None and db_ok:
+        body["leadership"] = await leadership(runtime.leases, runtime.settings.chat.chat_id)
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def leadership(manager: LeaseManager, chat_id: str) -> dict[str, object]:
+    """Who leads what: this process's id, the duties it holds, and every duty's holder."""
+    try:
+        rows = await manager.store.rows(prefix=f"{chat_id}/")
+    except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+        rows = []
+    now = utc_now()
+    return {
+        "instance": manager.holder,
+        "leads": sorted(manager.held()),
+        "duties": {
+            row.name: {
+                "holder": row.holder if row.expires_at > now else None,
+                "token": row.token,
+                "since": row.acquired_at.isoformat(),
+                "expires_at": row.expires_at.isoformat(),
+                "mine": row.holder == manager.holder and row.expires_at > now,
+            }
+            for row in rows
+        },
+    }
 
 
 async def metrics(request: web.Request) -> web.Response:
