@@ -143,6 +143,8 @@ class JetstreamBridge:
         self.base_url = ""
         self.last_seq = 0
         """The last firehose sequence number processed."""
+        self.firehose_error: BaseException | None = None
+        """Why the firehose reader stopped for good (an error frame such as FutureCursor)."""
         self.counters: dict[str, int] = {
             "firehose_frames": 0,
             "commits": 0,
@@ -167,7 +169,12 @@ class JetstreamBridge:
         params = {} if self._firehose_cursor is None else {"cursor": self._firehose_cursor}
         self._client = AsyncFirehoseSubscribeReposClient(params, base_uri=self._firehose_base)
         self._reader = asyncio.create_task(self._client.start(self._on_frame, self._on_error))
+        self._reader.add_done_callback(self._reader_done)
         return self.base_url
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.firehose_error = task.exception()
 
     async def stop(self) -> None:
         if self._client is not None:

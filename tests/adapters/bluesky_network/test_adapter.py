@@ -421,3 +421,36 @@ async def test_create_session_429_backs_off_until_the_pds_reset(
         assert abs(limited.value.retry_at.timestamp() - reset) <= 1
     # Backing off: no second createSession before the reset.
     assert adapter.client.logins == 1
+
+
+async def test_firehose_source_reads_the_real_pds_and_resumes_from_its_seq(
+    atproto_network: AtprotoNetwork,
+    participants: dict[str, Any],
+    make_adapter: Factory,
+    host_state: MemoryState,
+) -> None:
+    alice, bob = participants["alice"], participants["bob"]
+    settings = {"source": "firehose", "firehose_url": atproto_network.firehose_url}
+    first = RecordingSink(host_state)
+    adapter = make_adapter(first, **settings)
+    await adapter.start()
+    # With no saved seq the firehose starts live: wait until frames flow before posting.
+    await bob.send_post("warming up")
+    await _healthy(adapter)
+    post = await alice.send_post(tagged("A8 through the repo firehose "))
+    await first.wait_for(lambda _: bool(posts_with(first, post.uri)), 15)
+    await alice.delete_post(post.uri)
+    await first.wait_for(lambda _: any(d.remote_id == post.uri for d in deleted(first)), 15)
+    (got,) = posts_with(first, post.uri)
+    assert got.version == post.cid
+    assert got.author.handle == "alice.test"
+    await adapter.stop()
+    saved = int(host_state.values["firehose_cursor"])
+
+    missed = await bob.send_post(tagged("A8 while the firehose reader was down "))
+    second = RecordingSink(host_state)
+    restarted = make_adapter(second, **settings)
+    await restarted.start()
+    await second.wait_for(lambda _: bool(posts_with(second, missed.uri)), 15)
+    assert len(posts_with(second, missed.uri)) == 1
+    assert int(host_state.values["firehose_cursor"]) > saved

@@ -89,6 +89,7 @@ async def test_commits_have_the_recorded_jetstream_shape(
             assert "record" not in commit
             assert "cid" not in commit
     assert bridge.counters["skipped_frames"] == 0
+    assert bridge.firehose_error is None
 
 
 async def test_identity_and_account_events_have_the_recorded_shape(
