@@ -370,6 +370,10 @@ class BlueskyEmulator:
         }
         return self._write(did, REPOST, record).uri
 
+    def set_profile(self, did: str, record: dict[str, Any]) -> str:
+        """Write an account's ``app.bsky.actor.profile/self`` record; returns its CID."""
+        return self._write(did, PROFILE, {"$type": PROFILE, **record}, rkey="self").cid
+
     def delete(self, uri: str) -> None:
         did, collection, rkey = split_uri(uri)
         self._remove(did, collection, rkey)
@@ -799,7 +803,13 @@ class BlueskyEmulator:
     ) -> dict[str, Any]:
         collection, record = self._checked_write(body, did)
         rkey = str(body.get("rkey", ""))
-        exists = f"at://{did}/{collection}/{rkey}" in self._records
+        current = self._records.get(f"at://{did}/{collection}/{rkey}")
+        swap = body.get("swapRecord")
+        if swap is not None and (current is None or current.cid != swap):
+            raise XrpcError(
+                400, "InvalidSwap", f"Record was at {current.cid if current else None}"
+            )
+        exists = current is not None
         headers = self._consume_points(str(did), "update" if exists else "create")
         stored = self._write(str(did), collection, record, rkey=rkey)
         return {

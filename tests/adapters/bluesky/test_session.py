@@ -91,6 +91,17 @@ class TestAutomatedLabel:
         assert [v["val"] for v in profile.value["labels"]["values"]] == ["bot"]
         assert world.emulator.calls("com.atproto.repo.putRecord") == 1
 
+    async def test_label_keeps_the_rest_of_the_profile(
+        self, world: World, running: Runner
+    ) -> None:
+        world.emulator.set_profile(world.host, {"displayName": "MHChat host", "description": "hi"})
+        async with running():
+            pass
+        (profile,) = world.emulator.records(world.host, PROFILE)
+        assert profile.value["displayName"] == "MHChat host"
+        assert profile.value["description"] == "hi"
+        assert [v["val"] for v in profile.value["labels"]["values"]] == ["bot"]
+
     async def test_posts_by_labelled_bots_are_marked(self, world: World, running: Runner) -> None:
         robot = world.emulator.create_account("robot.test", bot=True)
         sink = RecordingSink()
