@@ -235,7 +235,9 @@ def load_secrets(secrets: Mapping[str, str]) -> XSecrets:
     )
 
 
-def load_settings(raw: Mapping[str, Any], secrets: XSecrets) -> XSettings:  # noqa: PLR0912
+def load_settings(  # noqa: PLR0912 - one check per setting, in the order of the docs
+    raw: Mapping[str, Any], secrets: XSecrets
+) -> XSettings:
     """Validate the TOML table against the secrets; raise ``ConfigError`` listing every problem."""
     problems: list[str] = []
     values: dict[str, Any] = {}

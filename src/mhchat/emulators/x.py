@@ -989,11 +989,7 @@ class XEmulator:
             if "start_time" in q
             else None
         )
-        until = (
-            int(base64.urlsafe_b64decode(q["next_token"] + "==").decode())
-            if "next_token" in q
-            else None
-        )
+        until = self._decode_token(q["next_token"]) if "next_token" in q else None
         week_ago = self.clock.now() - timedelta(days=7)
         found = [
             t
@@ -1027,6 +1023,18 @@ class XEmulator:
             )
         out["meta"] = meta
         return self._json(request, out)
+
+    @staticmethod
+    def _decode_token(token: str) -> int:
+        try:
+            return int(base64.urlsafe_b64decode(token + "==").decode())
+        except ValueError as exc:
+            raise XApiError(
+                400,
+                "Invalid Request",
+                "The `next_token` query parameter value is invalid",
+                "invalid-request",
+            ) from exc
 
     async def _lookup(
         self, request: web.Request, who: Principal, body: dict[str, Any]
