@@ -21,14 +21,17 @@ async def test_one_holder_at_a_time_and_a_new_token_on_take_over(store: Database
     leases = LeaseStore(store)
     await leases.ensure()
     a = await leases.acquire("default/scheduler", "a", 15, T0)
-    assert a is not None and a.token == 1
+    assert a is not None
+    assert a.token == 1
     assert await leases.acquire("default/scheduler", "b", 15, T0 + timedelta(seconds=5)) is None
     # Renewing keeps the token; the holder may re-acquire its own lease.
     renewed = await leases.renew(a, 15, T0 + timedelta(seconds=5))
-    assert renewed is not None and renewed.token == 1
+    assert renewed is not None
+    assert renewed.token == 1
     # a stops renewing (killed, paused): after the timeout b takes over, with a new token.
     b = await leases.acquire("default/scheduler", "b", 15, T0 + timedelta(seconds=21))
-    assert b is not None and b.token == 2
+    assert b is not None
+    assert b.token == 2
     assert await leases.renew(renewed, 15, T0 + timedelta(seconds=22)) is None
     async with store.write() as tx:
         assert not await leases.fence(tx, renewed, T0 + timedelta(seconds=22))
@@ -44,7 +47,8 @@ async def test_a_released_lease_is_taken_at_once(store: Database) -> None:
     assert a is not None
     await leases.release(a, T0 + timedelta(seconds=1))
     b = await leases.acquire("d", "b", 15, T0 + timedelta(seconds=1, microseconds=1))
-    assert b is not None and b.token == 2
+    assert b is not None
+    assert b.token == 2
 
 
 async def test_a_fenced_write_and_a_take_over_never_both_win(pg_url: str) -> None:
@@ -64,7 +68,8 @@ async def test_a_fenced_write_and_a_take_over_never_both_win(pg_url: str) -> Non
             await asyncio.sleep(0.3)
             assert not takeover.done()
         taken = await asyncio.wait_for(takeover, 5)
-        assert taken is not None and taken.token == 2
+        assert taken is not None
+        assert taken.token == 2
         async with first.write() as tx:
             assert not await leases_a.fence(tx, old, datetime.now(UTC))
     finally:

@@ -347,7 +347,9 @@ def platform_duty(runtime: Runtime, name: str) -> DutyBody:
             try:
                 await adapter.stop()
             except Exception as exc:  # noqa: BLE001 - the lease is handed back regardless
-                log.error("adapter_stop_failed", platform=name, error_type=type(exc).__name__)
+                log.error(  # noqa: TRY400 - a traceback could carry secrets
+                    "adapter_stop_failed", platform=name, error_type=type(exc).__name__
+                )
 
     return body
 
