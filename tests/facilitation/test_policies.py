@@ -288,3 +288,15 @@ class TestFlagRetention:
             assert len(await views.safety_queue(tx, "default", START, include_handled=True)) == 1
             sessions = await views.sessions(tx, "default")
         assert [s.session_id for s in sessions] == ["2026-11-25"]
+
+
+async def test_mode_changes_at_run_time_apply_to_the_next_batch(db: SqliteDatabase) -> None:
+    await add_chat(db)
+    modes: dict[Purpose, Mode] = {Purpose.REPOST: Mode.AUTO}
+    h = make_harness(db, FakeClock(START), modes=modes)
+    await h.feed([PostReceived(post=post("p1", author="a"))])
+    modes[Purpose.REPOST] = Mode.APPROVE_FIRST
+    await h.feed([PostReceived(post=post("p2", author="b"))])
+    keys = await states(h)
+    assert keys["repost:x:p1"] == "pending"
+    assert keys["repost:x:p2"] == "awaiting_approval"

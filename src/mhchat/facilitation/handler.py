@@ -9,7 +9,7 @@ a note saying why.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -81,7 +81,7 @@ class FacilitationHandler:
         self,
         settings: FacilitationSettings,
         *,
-        modes: Mapping[Purpose, Mode],
+        modes: dict[Purpose, Mode],
         triage: Triage | None = None,
         templates: Templates | None = None,
     ) -> None:
@@ -89,12 +89,13 @@ class FacilitationHandler:
         self.schedule = Schedule(settings.schedule)
         self.triage = triage or build_triage(settings)
         self.templates = templates or load_templates(settings.welcomes.templates)
-        self.modes = dict(modes)
+        # The same dict the controls change at run time: a facilitator's switch applies at once.
+        self.modes = modes
         self._help_regions = {line.region for line in settings.safety.help_lines}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FacilitationHandler:
-        return cls(facilitation_settings(settings), modes=settings.modes)
+        return cls(facilitation_settings(settings), modes=dict(settings.modes))
 
     async def handle(self, tx: Tx, batch: StoredBatch) -> None:
         decisions: list[Decision] = []
