@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from datetime import timedelta
-from typing import ClassVar
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from atproto_client import models  # type: ignore[import-untyped]
 
@@ -109,8 +110,8 @@ class BlueskyAdapter:
         self._spawn(self._fallback_loop(), "bluesky-search-fallback")
         self.ctx.log.info("bluesky.started", source=self.config.source, did=self.client.did)
 
-    def _spawn(self, coro: object, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
 
     def _dead_tasks(self) -> list[str]:
         """Long-running tasks that ended although the adapter was not stopped."""
@@ -152,9 +153,9 @@ class BlueskyAdapter:
         self._spawn(self._catch_up(since), "bluesky-catch-up")
         return None
 
-    async def _catch_up(self, since: object) -> None:
+    async def _catch_up(self, since: datetime) -> None:
         try:
-            found = await self.search.run_since(since)  # type: ignore[arg-type]
+            found = await self.search.run_since(since)
             self.ctx.log.info("bluesky.catch_up", found=found)
         except AdapterError as exc:
             self.ctx.log.warning("bluesky.catch_up_failed", error=type(exc).__name__)
@@ -206,38 +207,31 @@ class BlueskyAdapter:
     def health(self) -> Health:
         counters = Counter(self.counters)
         counters["profile_lookup_failures"] = self.profiles.failures
-        common = {
-            "budgets": self.client.budget.budgets(),
-            "counters": tuple(sorted(counters.items())),
-        }
+        status, detail = self._status()
+        return Health(
+            status=status,
+            detail=detail,
+            budgets=self.client.budget.budgets(),
+            counters=tuple(sorted(counters.items())),
+        )
+
+    def _status(self) -> tuple[HealthStatus, str]:
         if not self._started:
-            return Health(status=HealthStatus.STOPPED, **common)  # type: ignore[arg-type]
+            return HealthStatus.STOPPED, ""
         dead = self._dead_tasks()
         if dead:
-            return Health(
-                status=HealthStatus.DOWN,
-                detail=f"stopped unexpectedly: {', '.join(dead)}",
-                **common,  # type: ignore[arg-type]
-            )
+            return HealthStatus.DOWN, f"stopped unexpectedly: {', '.join(dead)}"
         if self.client.auth_problem:
-            return Health(
-                status=HealthStatus.AUTH_EXPIRED,
-                detail=self.client.auth_problem,
-                **common,  # type: ignore[arg-type]
-            )
+            return HealthStatus.AUTH_EXPIRED, self.client.auth_problem
         blocked = self.client.budget.blocked_until("write")
         if blocked is not None:
-            return Health(
-                status=HealthStatus.RATE_LIMITED,
-                detail=f"writes paused until {blocked.isoformat()}",
-                **common,  # type: ignore[arg-type]
-            )
+            return HealthStatus.RATE_LIMITED, f"writes paused until {blocked.isoformat()}"
         if self.stream is not None and not self.stream.connected:
             detail = "live stream reconnecting"
             if self.fallback_active:
                 detail += "; polling searchPosts meanwhile"
-            return Health(status=HealthStatus.DEGRADED, detail=detail, **common)  # type: ignore[arg-type]
-        return Health(status=HealthStatus.OK, **common)  # type: ignore[arg-type]
+            return HealthStatus.DEGRADED, detail
+        return HealthStatus.OK, ""
 
     # ----------------------------------------------------------------- actions
 
