@@ -6,15 +6,19 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
 from structlog.testing import capture_logs
 
+from mhchat.actions import Publish, Purpose
 from mhchat.adapters import Checkpoint
 from mhchat.emulators.facebook import sign
+from mhchat.errors import OutcomeUnknown, TransientFailure
 from mhchat.events import Event, PostDeleted, PostEdited, PostReceived
 from mhchat.testing import RecordingSink
 
 from .conftest import (
     ALICE,
+    FACEBOOK,
     RECORDED_PAGE,
     Rig,
     RigFactory,
@@ -286,3 +290,33 @@ class TestMetaRetries:
         assert rig.sink.remote_ids() == [question, comment]
         await emu.redeliver_failed()  # nothing left to send
         assert [d.attempts[-1] for d in emu.deliveries] == [200, 200]
+
+
+class TestParticipants:
+    async def test_edits_and_removals_arrive_as_events(self, rig: Rig) -> None:
+        emu = rig.emulator
+        question = await emu.page_post("Q1 #MHChat")
+        comment = await emu.comment(ALICE, "A1 first try", on_post=question)
+        reply = await emu.comment(ALICE, "and more", on_post=question, parent=comment)
+        await emu.edit(comment, "A1 second try #MHChat")
+        await emu.remove(reply)
+        await emu.drain()
+        events = content(rig.sink)
+        edited = [e for e in events if isinstance(e, PostEdited)]
+        assert [(e.post.remote_id, e.post.text) for e in edited] == [
+            (comment, "A1 second try #MHChat")
+        ]
+        assert edited[0].post.hashtags == ("mhchat",)
+        deleted = [e for e in events if isinstance(e, PostDeleted)]
+        assert [(e.remote_id, e.author_id) for e in deleted] == [(reply, ALICE.id)]
+
+    async def test_slow_graph_reads_are_transient_and_writes_unknown(
+        self, make_rig: RigFactory
+    ) -> None:
+        rig = await make_rig(settings={"request_timeout": 0.2})
+        rig.emulator.slow_seconds = 0.5
+        with pytest.raises(TransientFailure):
+            await rig.adapter.backfill(60)
+        action = Publish(key="q", platform=FACEBOOK, purpose=Purpose.QUESTION, text="Q1 #MHChat")
+        with pytest.raises(OutcomeUnknown):
+            await rig.adapter.perform(action)
