@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,14 @@ from mhchat import __version__
 from mhchat.config import Settings, load_settings
 from mhchat.errors import ConfigError, MigrationError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "questions",
+    "triage",
+    "demo",
+    "replay",
+    "transcript",
+    "db",
+)
 """Modules under ``mhchat.commands`` that add subcommands."""
 
 
@@ -142,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
 
     for name in COMMAND_MODULES:
+        # A command whose optional module is not part of this build is simply not offered.
+        if importlib.util.find_spec(f"mhchat.commands.{name}") is None:
+            continue
         module = importlib.import_module(f"mhchat.commands.{name}")
         module.add_parser(sub)
     return parser
