@@ -6,7 +6,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 from mhchat.actions import Purpose
-from mhchat.events import PlatformName, Post, PostDeleted, PostEdited, PostReceived, RemoteId
+from mhchat.events import (
+    PersonForgetRequested,
+    PlatformName,
+    Post,
+    PostDeleted,
+    PostEdited,
+    PostReceived,
+    RemoteId,
+)
 from mhchat.facilitation import views
 from mhchat.facilitation.questions import parse_questions
 from mhchat.facilitation.scheduler import Scheduler
@@ -300,3 +308,14 @@ async def test_mode_changes_at_run_time_apply_to_the_next_batch(db: SqliteDataba
     keys = await states(h)
     assert keys["repost:x:p1"] == "pending"
     assert keys["repost:x:p2"] == "awaiting_approval"
+
+
+async def test_a_platform_data_deletion_request_forgets_the_person(harness: Harness) -> None:
+    await harness.feed([PostReceived(post=post("p1")), PostReceived(post=post("p2", author="bo"))])
+    request = PersonForgetRequested(
+        platform=X, author_id="id-ann", requested_at=START, confirmation_code="abc"
+    )
+    await harness.feed([request])
+    authors = {str(r[0]) for r in await harness.rows("SELECT author_id FROM posts")}
+    assert authors == {"id-bo"}
+    assert (await states(harness))["repost:x:p1"] == "dropped"

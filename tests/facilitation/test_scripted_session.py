@@ -315,7 +315,7 @@ class TestScriptedSession:
         assert stored[0][1] >= 90
 
     async def test_everyone_once_before_anyone_twice_while_budget_lasts(
-        self, played: tuple[Harness, Script]
+        self, played: tuple[Harness, Script], capsys: pytest.CaptureFixture[str]
     ) -> None:
         harness, script = played
         eligible = eligible_authors(script)
@@ -332,6 +332,12 @@ class TestScriptedSession:
             reposted = set(counts)
             assert reposted <= eligible[platform]
             coverage = len(reposted) / min(BUDGETS[platform], len(eligible[platform]))
+            with capsys.disabled():
+                print(
+                    f"\n{platform}: {len(mine)} reposts of budget {BUDGETS[platform]};"
+                    f" {len(reposted)} distinct of {len(eligible[platform])} eligible;"
+                    f" coverage {coverage:.2f}"
+                )
             assert coverage == 1.0, (platform, coverage)
             if BUDGETS[platform] < len(eligible[platform]):
                 assert max(counts.values()) == 1

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from mhchat.actions import Purpose, Reply, Repost
 from mhchat.config import Settings
-from mhchat.events import PlatformName, Post, PostRef, RemoteId
+from mhchat.events import PersonForgetRequested, PlatformName, Post, PostRef, RemoteId
 from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
 from mhchat.facilitation.formatting import fit
 from mhchat.facilitation.link_store import SqlLinks, chunks
@@ -110,6 +110,16 @@ class FacilitationHandler:
             decisions += await self._on_new(tx, batch)
         if batch.edited_posts:
             decisions += await self._on_edits(tx, batch)
+        for event in batch.other:
+            if isinstance(event, PersonForgetRequested):
+                # The platform's own data-deletion request (Meta's callback): same as "forget me".
+                decisions += await forget_person(
+                    tx,
+                    chat_id=batch.chat_id,
+                    platform=event.platform,
+                    author_id=event.author_id,
+                    now=batch.now,
+                )
         if decisions:
             await record(
                 tx, chat_id=batch.chat_id, decisions=decisions, modes=self.modes, now=batch.now
