@@ -121,33 +121,43 @@ class Intake:
         except TimeoutError:
             self._log.warning("bluesky.drain_timeout", left=self.queue.qsize())
 
-    def _seen(self, key: tuple[str, str]) -> bool:
-        """True for an event already published by this process (a reconnect's overlap)."""
-        if key in self._recent:
-            return True
-        self._recent[key] = None
+    def _remember(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            self._recent[key] = None
         while len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
-        return False
+
+    @staticmethod
+    def _key(item: Item) -> tuple[str, str] | None:
+        """Identity of what an item reports: a post version (from the stream or search alike)
+        or a deletion. The same key twice is a reconnect's overlap or search re-finding it."""
+        if item.post is not None:
+            return item.post.remote_id, item.post.version or ""
+        commit = item.commit
+        if commit is None:
+            return None
+        return commit.uri, (commit.cid or "") if commit.operation != "delete" else "delete"
 
     async def _flush(self, batch: list[Item]) -> None:
         commits = [i.commit for i in batch if i.commit is not None]
         await self._profiles.resolve(c.did for c in commits if c.operation != "delete")
         host = self._host_did()
         events: list[Event] = []
+        keys: list[tuple[str, str]] = []
         for item in batch:
+            key = self._key(item)
+            if key is None or key in self._recent or key in keys:
+                continue
+            keys.append(key)
             if item.post is not None:
-                if not self._seen((item.post.remote_id, item.post.version or "")):
-                    events.append(PostReceived(post=item.post))
+                events.append(PostReceived(post=item.post))
                 continue
-            commit = item.commit
-            if commit is None or self._seen((commit.uri, commit.operation + (commit.cid or ""))):
-                continue
+            assert item.commit is not None
             try:
                 events += events_from_commit(
-                    commit,
+                    item.commit,
                     platform=self._platform,
-                    profile=self._profiles.get(commit.did),
+                    profile=self._profiles.get(item.commit.did),
                     host_did=host,
                 )
             except MalformedRecord:
@@ -156,6 +166,8 @@ class Intake:
         checkpoint = Checkpoint(key=self.cursor_key, value=cursor) if cursor else None
         if events or checkpoint:
             await self._sink.publish(events, checkpoint=checkpoint)
+        # Only what was handed over counts as published: a failed batch may come again.
+        self._remember(keys)
         self._counters["events_published"] += len(events)
         await self._remember_authors(events)
 

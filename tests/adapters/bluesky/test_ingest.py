@@ -260,6 +260,17 @@ class TestFaults:
             await sink.wait_for(lambda _: set(earlier) <= set(sink.remote_ids()), 5)
         assert found == 3
 
+    async def test_search_does_not_repeat_what_the_stream_gave(
+        self, world: World, running: Runner
+    ) -> None:
+        sink = RecordingSink()
+        async with running(sink) as adapter:
+            uri = world.emulator.post(world.alice, "A1 seen twice #MHChat")
+            await sink.wait_for(lambda _: uri in sink.remote_ids(), 5)
+            assert await adapter.backfill(3600) == 1
+            await asyncio.sleep(0.1)
+        assert sink.remote_ids() == [uri]
+
     async def test_stream_down_falls_back_to_search(self, world: World, running: Runner) -> None:
         sink = RecordingSink()
         emu = world.emulator
