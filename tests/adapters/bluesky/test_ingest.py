@@ -288,6 +288,17 @@ class TestFaults:
         assert health.status.value == "degraded"
         assert "searchPosts" in health.detail
 
+    async def test_search_only_source_polls(self, world: World, running: Runner) -> None:
+        sink = RecordingSink()
+        async with running(sink, source="search", search_poll_seconds=0.05) as adapter:
+            uri = world.emulator.post(world.bob, "A2 polled #MHChat")
+            await sink.wait_for(lambda _: uri in sink.remote_ids(), 5)
+            await asyncio.sleep(0.2)
+            health = adapter.health()
+        assert sink.remote_ids() == [uri]
+        assert health.status.value == "ok"
+        assert world.emulator.calls("app.bsky.feed.searchPosts") >= 2
+
     async def test_old_cursor_catches_up_through_search(
         self, world: World, running: Runner
     ) -> None:
