@@ -13,12 +13,18 @@ from aiohttp import web
 
 from mhchat.actions import Action, Publish, Reply, Repost, Sent, Unrepost
 from mhchat.adapters import AdapterContext, Capability, Checkpoint
-from mhchat.errors import AdapterError, AuthExpired, OutcomeUnknown, RateLimited, Unsupported
-from mhchat.events import AdapterHealthChanged, Health, HealthStatus
+from mhchat.errors import (
+    AdapterError,
+    AuthExpired,
+    OutcomeUnknown,
+    RateLimited,
+    Unsupported,
+)
+from mhchat.events import AdapterHealthChanged, Health, HealthStatus, Post
 from mhchat_facebook.backfill import FeedPoller
 from mhchat_facebook.config import FacebookConfig
-from mhchat_facebook.graph import GraphClient, object_path
-from mhchat_facebook.mapping import Parsed
+from mhchat_facebook.graph import GraphClient, ObjectMissing, object_path
+from mhchat_facebook.mapping import Parsed, graph_node_post
 from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, consume_future, failure
 
 _SINCE_MARGIN = timedelta(seconds=60)
@@ -285,6 +291,30 @@ class FacebookAdapter:
             if own and node.get("message") == action.text and isinstance(node.get("id"), str):
                 return Sent(remote_id=node["id"])
         return None
+
+    async def fetch(self, remote_id: str) -> Post | None:
+        """A post or comment of the page, for context (None when it no longer exists).
+
+        Comment ids are ``{post-part}_{comment-part}``; on the page's own threads the post is
+        ``{page-id}_{post-part}``, which gives the comment its thread root.
+        """
+        try:
+            node = await self.graph.get(
+                object_path(remote_id),
+                {"fields": "id,message,created_time,from{id,name},parent{id},permalink_url"},
+            )
+        except ObjectMissing:
+            return None
+        first = remote_id.split("_", 1)[0]
+        post_id = None if first == self.config.page_id else f"{self.config.page_id}_{first}"
+        parsed = Parsed()
+        return graph_node_post(
+            node,
+            platform=self.ctx.platform,
+            page_id=self.config.page_id,
+            post_id=post_id,
+            parsed=parsed,
+        )
 
     # -- health ------------------------------------------------------------------------------
 

@@ -55,6 +55,10 @@ def object_path(*parts: str) -> str:
     return "/".join(parts)
 
 
+class ObjectMissing(PermanentFailure):
+    """Graph code 100, subcode 33: the object does not exist (deleted, or never visible)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GraphError:
     status: int
@@ -148,6 +152,8 @@ def to_adapter_error(  # noqa: PLR0911 - one return per error family reads best
         return TransientFailure(label)
     if code is not None and (code == 10 or 200 <= code <= 299):
         return PermanentFailure(label + " - the token lacks a permission or Page task")
+    if code == 100 and error.subcode == 33:
+        return ObjectMissing(label)
     if error.status == 429:
         return RateLimited(label, retry_at=retry_at(headers, now))
     if code is None and error.status >= 500:

@@ -252,3 +252,29 @@ class TestConfig:
             )
         )
         assert default.config.graph_version == "v26.0"
+
+
+class TestFetch:
+    async def test_fetch_posts_and_comments_for_context(self, rig: Rig) -> None:
+        emu = rig.emulator
+        question = await emu.page_post("Q1 How are you? #MHChat")
+        comment = await emu.comment(ALICE, "A1 okay #MHChat", on_post=question)
+        reply = await emu.comment(ALICE, "thanks", on_post=question, parent=comment)
+        post = await rig.adapter.fetch(question)
+        assert post is not None
+        assert post.is_own
+        assert post.reply_parent is None
+        fetched = await rig.adapter.fetch(reply)
+        assert fetched is not None
+        assert fetched.text == "thanks"
+        assert fetched.author.author_id == ALICE.id
+        assert fetched.reply_parent == PostRef(remote_id=RemoteId(comment))
+        assert fetched.reply_root == PostRef(remote_id=RemoteId(question))
+        top = await rig.adapter.fetch(comment)
+        assert top is not None
+        assert top.reply_parent == PostRef(remote_id=RemoteId(question))
+        await emu.remove(reply)
+        assert await rig.adapter.fetch(reply) is None
+        rig.emulator.fail_next(10, status=403, methods=("GET",))
+        with pytest.raises(PermanentFailure):
+            await rig.adapter.fetch(comment)
