@@ -319,3 +319,12 @@ async def test_a_platform_data_deletion_request_forgets_the_person(harness: Harn
     authors = {str(r[0]) for r in await harness.rows("SELECT author_id FROM posts")}
     assert authors == {"id-bo"}
     assert (await states(harness))["repost:x:p1"] == "dropped"
+
+
+async def test_a_signposting_text_too_long_for_the_platform_says_so(harness: Harness) -> None:
+    long_handle = make_post(
+        "c9", author="h" * 300, text="I want to die #MHChat", platform=X, created_at=START
+    )
+    await harness.feed([PostReceived(post=long_handle)])
+    reason = (await harness.rows("SELECT reason FROM actions WHERE key = 'signpost:x:c9'"))[0][0]
+    assert "X allows 280: shorten it before approving" in str(reason)

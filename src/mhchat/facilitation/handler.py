@@ -17,7 +17,7 @@ from mhchat.actions import Purpose, Reply, Repost
 from mhchat.config import Settings
 from mhchat.events import PersonForgetRequested, PlatformName, Post, PostRef, RemoteId
 from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
-from mhchat.facilitation.formatting import fit
+from mhchat.facilitation.formatting import fit, limit_for
 from mhchat.facilitation.link_store import SqlLinks, chunks
 from mhchat.facilitation.reposts import Candidate, first_round, reason_for
 from mhchat.facilitation.requests import Request, detect
@@ -429,6 +429,7 @@ class FacilitationHandler:
         decisions: list[Decision] = []
         used: dict[tuple[str, str], int] = {}
         hashtag = self.settings.hashtag
+        eligible: list[tuple[Post, Session]] = []
         for author, post in sorted(first_posts.items(), key=lambda item: item[1].created_at):
             key = key_of(post)
             session = view.sessions[key]
@@ -441,6 +442,14 @@ class FacilitationHandler:
                 or view.verdicts[key].verdict is not Verdict.OK
             ):
                 continue
+            eligible.append((post, session))
+        # One query for who was welcomed before and one executemany below, instead of an
+        # INSERT per first-timer: each statement is a round trip to the database thread.
+        welcomed = await self._welcomed(tx, batch.chat_id, [p for p, _ in eligible])
+        rows: list[tuple[object, ...]] = []
+        for post, session in eligible:
+            if (post.platform, post.author.author_id) in welcomed:
+                continue
             slot = (session.session_id, post.platform)
             if slot not in used:
                 row = await tx.fetchone(
@@ -452,10 +461,7 @@ class FacilitationHandler:
             budget = self.settings.welcomes.budget.for_platform(post.platform)
             if used[slot] >= budget:
                 continue
-            changed = await tx.execute(
-                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
-                " decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
+            rows.append(
                 (
                     batch.chat_id,
                     post.platform,
@@ -463,10 +469,8 @@ class FacilitationHandler:
                     session.session_id,
                     post.remote_id,
                     batch.now.isoformat(),
-                ),
+                )
             )
-            if changed == 0:
-                continue
             used[slot] += 1
             reason = (
                 f"first post ever with #{hashtag} from this {post.platform} account: one welcome"
@@ -501,7 +505,33 @@ class FacilitationHandler:
                     reason=reason,
                 )
             )
+        if rows:
+            await tx.executemany(
+                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
+                " decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
+                rows,
+            )
         return decisions
+
+    async def _welcomed(self, tx: Tx, chat_id: str, posts: Sequence[Post]) -> set[Author]:
+        """Which of these posts' authors were welcomed before (a welcome is once, ever)."""
+        by_platform: dict[str, list[str]] = defaultdict(list)
+        for post in posts:
+            by_platform[post.platform].append(post.author.author_id)
+        found: set[Author] = set()
+        for platform, authors in by_platform.items():
+            for start in range(0, len(authors), 500):
+                part = authors[start : start + 500]
+                marks = ", ".join("?" for _ in part)
+                rows = await tx.fetchall(
+                    "SELECT platform, author_id FROM welcomes WHERE chat_id = ? AND platform = ?"  # noqa: S608 - placeholders only
+                    f" AND author_id IN ({marks})",
+                    [chat_id, platform, *part],
+                )
+                found.update((str(r[0]), str(r[1])) for r in rows)
+        return found
+
 
     def _signposting(self, post: Post, verdict: TriageResult) -> Decision:
         safety = self.settings.safety
@@ -510,6 +540,14 @@ class FacilitationHandler:
             handle=post.author.handle,
             hashtag=self.settings.hashtag,
             help_lines=help_lines_text(safety.help_lines, regions),
+        )
+        limit = limit_for(post.platform)
+        size = limit.measure(text)
+        too_long = (
+            f"; the text is {size} {limit.unit} and {limit.name} allows {limit.maximum}:"
+            " shorten it before approving"
+            if size > limit.maximum
+            else ""
         )
         mode = (
             Mode.DRY_RUN
@@ -531,6 +569,7 @@ class FacilitationHandler:
                 f"{verdict.reason}; signposting reply prepared"
                 f" ({', '.join(r.upper() for r in regions)})"
                 " for a facilitator to approve; the post stays visible and is never reposted"
+                f"{too_long}"
             ),
             mode=mode,
         )
