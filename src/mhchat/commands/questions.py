@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +27,10 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "-c", "--config", help="TOML configuration file (for the schedule and hashtag)"
+        "-c",
+        "--config",
+        default=os.environ.get("MHCHAT_CONFIG"),
+        help="TOML configuration file (for the schedule and hashtag)",
     )
     parser.add_argument("--file", type=Path, help="questions file (default: [questions] file)")
     parser.add_argument(

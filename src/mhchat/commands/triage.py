@@ -7,6 +7,7 @@ labelled file can be checked). Output: one JSON line per post with ``decision`` 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,12 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("file", nargs="?", default="-", help="input file, or - for standard input")
-    parser.add_argument("-c", "--config", help="TOML configuration file (for [safety] settings)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("MHCHAT_CONFIG"),
+        help="TOML configuration file (for [safety] settings)",
+    )
     parser.set_defaults(func=run)
 
 
