@@ -16,10 +16,12 @@ from mhchat.config import parse_settings
 from mhchat.errors import ConfigError
 from mhchat.facilitation.formatting import fit, measure
 from mhchat.facilitation.questions import load_questions, parse_questions, preview, validate
+from mhchat.facilitation.reviews import review_warnings
 from mhchat.facilitation.schedule import Schedule
 from mhchat.facilitation.settings import parse_facilitation, stale_help_lines
 from mhchat.facilitation.templates import load_templates
 from mhchat.facilitation.threads import answer_tag, question_tag
+from mhchat.facilitation.triage import load_lexicon
 
 from .conftest import settings_from
 
@@ -246,3 +248,12 @@ class TestCommands:
         args = parser().parse_args(["questions", "--session", "2026-11-26"])
         assert args.func(args) == 2
         assert "Thursday" in capsys.readouterr().err
+
+
+def test_review_warnings_for_old_numbers_and_an_old_lexicon() -> None:
+    safety = settings_from().safety
+    lexicon = load_lexicon()
+    assert review_warnings(safety, lexicon, date(2026, 11, 25)) == []
+    later = review_warnings(safety, lexicon, date(2027, 12, 1))
+    assert len(later) == 4
+    assert "crisis lexicon" in later[-1]

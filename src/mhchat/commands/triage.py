@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,15 +64,19 @@ def run(args: argparse.Namespace) -> int:
     from mhchat.config import load_settings  # noqa: PLC0415 - imported on first use
     from mhchat.errors import ConfigError  # noqa: PLC0415 - imported on first use
     from mhchat.facilitation.handler import build_triage  # noqa: PLC0415 - imported on first use
+    from mhchat.facilitation.reviews import review_warnings  # noqa: PLC0415 - imported on first use
     from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415 - imported on first use
     from mhchat.facilitation.triage.classifier import TriageInput  # noqa: PLC0415 - imported on first use
 
     try:
-        triage = build_triage(facilitation_settings(load_settings(args.config)))
+        fac = facilitation_settings(load_settings(args.config))
+        triage = build_triage(fac)
     except ConfigError as exc:
         for problem in exc.problems:
             _say(f"  - {problem}", file=sys.stderr)
         return 2
+    for warning in review_warnings(fac.safety, triage.lexicon, datetime.now(UTC).date()):
+        _say(f"warning: {warning}", file=sys.stderr)
     if args.file == "-":
         stream: IO[str] = sys.stdin
     else:

@@ -532,7 +532,6 @@ class FacilitationHandler:
                 found.update((str(r[0]), str(r[1])) for r in rows)
         return found
 
-
     def _signposting(self, post: Post, verdict: TriageResult) -> Decision:
         safety = self.settings.safety
         regions = regions_for(post.text, safety.regions, self._help_regions)
