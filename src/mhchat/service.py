@@ -6,6 +6,7 @@ bare core (used by tests of the core).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -23,7 +24,16 @@ from mhchat.web.app import AppHook, add_component, build_app
 def install_facilitation(app: web.Application, runtime: Runtime) -> None:
     """Decide on every stored batch; run the session scheduler as a background duty."""
     fac = facilitation_settings(runtime.settings)
-    runtime.handlers.append(FacilitationHandler(fac, modes=runtime.modes))
+    handler = FacilitationHandler(fac, modes=runtime.modes)
+    runtime.handlers.append(handler)
+
+    async def load_triage_model(_app: web.Application) -> None:
+        # The abuse model takes seconds to import. Loaded lazily, it was imported inside the
+        # first ingest batch, holding the event loop: the first webhooks after a start timed
+        # out (503). Start-up runs before the port opens, and the import runs in a thread.
+        await asyncio.to_thread(lambda: handler.triage.model)
+
+    app.on_startup.append(load_triage_model)
 
     async def scheduler(rt: Runtime) -> None:
         platforms = [name for name, slot in rt.slots.items() if slot.adapter is not None]
