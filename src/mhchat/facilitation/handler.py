@@ -10,56 +10,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
-from mhchat.actions import Purpose, Reply, Repost
+from mhchat.actions import Purpose, Repost
 from mhchat.config import Settings
 from mhchat.events import PersonForgetRequested, PlatformName, Post, PostRef, RemoteId
+from mhchat.facilitation.batch_view import Author, BatchView, Status, key_of
 from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
-from mhchat.facilitation.formatting import fit, limit_for
 from mhchat.facilitation.link_store import SqlLinks, chunks
 from mhchat.facilitation.reposts import Candidate, first_round, reason_for
 from mhchat.facilitation.requests import Request, detect
 from mhchat.facilitation.schedule import Phase, Schedule, Session
 from mhchat.facilitation.sessions_store import ensure_session
 from mhchat.facilitation.settings import FacilitationSettings, facilitation_settings
+from mhchat.facilitation.signposting import signposting_decision
 from mhchat.facilitation.templates import Templates, load_templates
 from mhchat.facilitation.threads import Link, PostKey, apply_batch, tag_for
 from mhchat.facilitation.triage.classifier import Triage, TriageInput, TriageResult, Verdict
 from mhchat.facilitation.triage.lexicon import load_lexicon
-from mhchat.facilitation.triage.signposting import help_lines_text, regions_for
+from mhchat.facilitation.welcomes import decide_welcomes
 from mhchat.ledger import Decision, Mode, record
 from mhchat.store.db import Tx
 from mhchat.store.posts import StoredBatch
-
-Author = tuple[str, str]
-
-
-@dataclass(slots=True)
-class _Status:
-    opted_out: bool = False
-    blocked: bool = False
-
-
-@dataclass(slots=True, kw_only=True)
-class _View:
-    """What one batch's decisions are made from."""
-
-    batch: StoredBatch
-    verdicts: dict[PostKey, TriageResult]
-    sessions: dict[PostKey, Session | None]
-    grouped: dict[PostKey, Link]
-    status: dict[Author, _Status]
-    forget: set[Author]
-    requests: set[PostKey]
-    """Posts that asked the host for something: never amplified."""
-    first_posts: dict[Author, Post]
-    notes: dict[PostKey, str]
-
-
-def key_of(post: Post) -> PostKey:
-    return (post.platform, post.remote_id)
 
 
 def build_triage(settings: FacilitationSettings) -> Triage:
@@ -91,7 +63,6 @@ class FacilitationHandler:
         self.templates = templates or load_templates(settings.welcomes.templates)
         # The same dict the controls change at run time: a facilitator's switch applies at once.
         self.modes = modes
-        self._help_regions = {line.region for line in settings.safety.help_lines}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FacilitationHandler:
@@ -188,7 +159,7 @@ class FacilitationHandler:
                 flags,
             )
 
-        view = _View(
+        view = BatchView(
             batch=batch,
             verdicts=verdicts,
             sessions=sessions,
@@ -200,7 +171,9 @@ class FacilitationHandler:
             notes=notes,
         )
         decisions += await self._reposts(tx, view, others)
-        decisions += await self._welcomes(tx, view)
+        decisions += await decide_welcomes(
+            tx, view, settings=self.settings, templates=self.templates
+        )
 
         await tx.executemany(
             "UPDATE posts SET session_id = ?, triage = ?, note = ? WHERE chat_id = ? AND platform"
@@ -237,9 +210,9 @@ class FacilitationHandler:
         )
         return {key_of(p): r for p, r in zip(posts, results, strict=True)}
 
-    async def _statuses(self, tx: Tx, chat_id: str, authors: set[Author]) -> dict[Author, _Status]:
-        found: dict[Author, _Status] = {
-            a: _Status(blocked=a in self.settings.safety.blocklist) for a in authors
+    async def _statuses(self, tx: Tx, chat_id: str, authors: set[Author]) -> dict[Author, Status]:
+        found: dict[Author, Status] = {
+            a: Status(blocked=a in self.settings.safety.blocklist) for a in authors
         }
         for chunk in chunks(sorted(authors)):
             cond = " OR ".join("(platform = ? AND author_id = ?)" for _ in chunk)
@@ -258,7 +231,7 @@ class FacilitationHandler:
         return found
 
     async def _requests(
-        self, tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, _Status]
+        self, tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, Status]
     ) -> tuple[set[Author], set[PostKey]]:
         """Apply opt-out / opt-in requests; return who asked to be forgotten and the requests."""
         asked = [(p, r) for p in posts if (r := detect(p.text)) is not None]
@@ -309,7 +282,7 @@ class FacilitationHandler:
         post: Post,
         verdict: TriageResult,
         session: Session | None,
-        status: _Status,
+        status: Status,
         forgotten: bool,
     ) -> str | None:
         """Why a post must not be reposted, in the order a facilitator would ask."""
@@ -327,7 +300,7 @@ class FacilitationHandler:
         )
         return next((f"not amplified: {why}" for failed, why in checks if failed), None)
 
-    async def _reposts(self, tx: Tx, view: _View, posts: Sequence[Post]) -> list[Decision]:
+    async def _reposts(self, tx: Tx, view: BatchView, posts: Sequence[Post]) -> list[Decision]:
         batch, notes = view.batch, view.notes
         groups: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
         closes: dict[str, Session] = {}
@@ -422,155 +395,9 @@ class FacilitationHandler:
                 )
         return decisions
 
-    async def _welcomes(self, tx: Tx, view: _View) -> list[Decision]:
-        batch, first_posts = view.batch, view.first_posts
-        if not self.settings.welcomes.enabled or not first_posts:
-            return []
-        decisions: list[Decision] = []
-        used: dict[tuple[str, str], int] = {}
-        hashtag = self.settings.hashtag
-        eligible: list[tuple[Post, Session]] = []
-        for author, post in sorted(first_posts.items(), key=lambda item: item[1].created_at):
-            key = key_of(post)
-            session = view.sessions[key]
-            st = view.status[author]
-            if (
-                session is None
-                or author in view.forget
-                or st.blocked
-                or post.is_bot
-                or view.verdicts[key].verdict is not Verdict.OK
-            ):
-                continue
-            eligible.append((post, session))
-        # One query for who was welcomed before and one executemany below, instead of an
-        # INSERT per first-timer: each statement is a round trip to the database thread.
-        welcomed = await self._welcomed(tx, batch.chat_id, [p for p, _ in eligible])
-        rows: list[tuple[object, ...]] = []
-        for post, session in eligible:
-            if (post.platform, post.author.author_id) in welcomed:
-                continue
-            slot = (session.session_id, post.platform)
-            if slot not in used:
-                row = await tx.fetchone(
-                    "SELECT COUNT(*) FROM welcomes WHERE chat_id = ? AND session_id = ? AND"
-                    " platform = ?",
-                    (batch.chat_id, *slot),
-                )
-                used[slot] = int(row[0]) if row else 0
-            budget = self.settings.welcomes.budget.for_platform(post.platform)
-            if used[slot] >= budget:
-                continue
-            rows.append(
-                (
-                    batch.chat_id,
-                    post.platform,
-                    post.author.author_id,
-                    session.session_id,
-                    post.remote_id,
-                    batch.now.isoformat(),
-                )
-            )
-            used[slot] += 1
-            reason = (
-                f"first post ever with #{hashtag} from this {post.platform} account: one welcome"
-                f" with the"
-                f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform} this"
-                f" session)"
-            )
-            if not post.mentions_host:
-                reason += (
-                    "; the post does not mention the host, so a platform that requires it (X)"
-                    " will skip this reply"
-                )
-            decisions.append(
-                Decision(
-                    action=Reply(
-                        key=f"welcome:{post.platform}:{post.author.author_id}:{session.session_id}",
-                        platform=post.platform,
-                        purpose=Purpose.WELCOME,
-                        text=fit(
-                            self.templates.render_welcome(
-                                handle=post.author.handle, hashtag=hashtag
-                            ),
-                            hashtag,
-                            post.platform,
-                        ),
-                        parent=post.ref,
-                        root=post.reply_root or post.ref,
-                        parent_author_id=post.author.author_id,
-                        parent_mentions_host=post.mentions_host,
-                        not_after=session.closes_at,
-                    ),
-                    reason=reason,
-                )
-            )
-        if rows:
-            await tx.executemany(
-                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
-                " decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
-                rows,
-            )
-        return decisions
-
-    async def _welcomed(self, tx: Tx, chat_id: str, posts: Sequence[Post]) -> set[Author]:
-        """Which of these posts' authors were welcomed before (a welcome is once, ever)."""
-        by_platform: dict[str, list[str]] = defaultdict(list)
-        for post in posts:
-            by_platform[post.platform].append(post.author.author_id)
-        found: set[Author] = set()
-        for platform, authors in by_platform.items():
-            for start in range(0, len(authors), 500):
-                part = authors[start : start + 500]
-                marks = ", ".join("?" for _ in part)
-                rows = await tx.fetchall(
-                    "SELECT platform, author_id FROM welcomes WHERE chat_id = ? AND platform = ?"  # noqa: S608 - placeholders only
-                    f" AND author_id IN ({marks})",
-                    [chat_id, platform, *part],
-                )
-                found.update((str(r[0]), str(r[1])) for r in rows)
-        return found
-
     def _signposting(self, post: Post, verdict: TriageResult) -> Decision:
-        safety = self.settings.safety
-        regions = regions_for(post.text, safety.regions, self._help_regions)
-        text = self.templates.render_signposting(
-            handle=post.author.handle,
-            hashtag=self.settings.hashtag,
-            help_lines=help_lines_text(safety.help_lines, regions),
-        )
-        limit = limit_for(post.platform)
-        size = limit.measure(text)
-        too_long = (
-            f"; the text is {size} {limit.unit} and {limit.name} allows {limit.maximum}:"
-            " shorten it before approving"
-            if size > limit.maximum
-            else ""
-        )
-        mode = (
-            Mode.DRY_RUN
-            if self.modes.get(Purpose.SIGNPOSTING) is Mode.DRY_RUN
-            else Mode.APPROVE_FIRST
-        )
-        return Decision(
-            action=Reply(
-                key=f"signpost:{post.platform}:{post.remote_id}",
-                platform=post.platform,
-                purpose=Purpose.SIGNPOSTING,
-                text=text,
-                parent=post.ref,
-                root=post.reply_root or post.ref,
-                parent_author_id=post.author.author_id,
-                parent_mentions_host=post.mentions_host,
-            ),
-            reason=(
-                f"{verdict.reason}; signposting reply prepared"
-                f" ({', '.join(r.upper() for r in regions)})"
-                " for a facilitator to approve; the post stays visible and is never reposted"
-                f"{too_long}"
-            ),
-            mode=mode,
+        return signposting_decision(
+            post, verdict, settings=self.settings, templates=self.templates, modes=self.modes
         )
 
     # -- edits -----------------------------------------------------------------------------
