@@ -76,6 +76,16 @@ async def get_record(pds_url: str, uri: str) -> dict[str, Any]:
         return body
 
 
+def indexed_chain(thread: Any, length: int) -> bool:
+    """Whether a getPostThread answer shows ``length`` posts up the parent chain (a parent the
+    appview has not indexed yet comes back as a NotFoundPost, which has no ``post``)."""
+    for _ in range(length):
+        if thread is None or not hasattr(thread, "post"):
+            return False
+        thread = getattr(thread, "parent", None)
+    return True
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], *, within: float = 10.0, every: float = 0.1
 ) -> T:

@@ -20,6 +20,7 @@ from tests.adapters.bluesky_network.helpers import (
     deleted,
     eventually,
     get_record,
+    indexed_chain,
     posts_with,
     reply_ref,
     strong_ref,
@@ -192,7 +193,7 @@ async def test_reply_carries_root_and_parent_strong_refs(
             found = (await alice.get_post_thread(sent.remote_id)).thread
         except exceptions.BadRequestError:
             return None  # not indexed by the appview yet
-        return found if getattr(found, "parent", None) is not None else None
+        return found if indexed_chain(found, 3) else None
 
     seen = await eventually(thread)
     assert seen.post.author.did == atproto_network.accounts[HOST].did
@@ -396,16 +397,18 @@ async def test_create_session_429_backs_off_until_the_pds_reset(
 ) -> None:
     dave = atproto_network.accounts["dave"]
     url = f"{atproto_network.pds_url}/xrpc/com.atproto.server.createSession"
-    body = {"identifier": dave.handle, "password": dave.app_password}
-    remaining, reset = -1, 0
+    # The main password costs the PDS one scrypt check where an app password costs two.
+    body = {"identifier": dave.handle, "password": dave.password}
+
+    async def spend(http: aiohttp.ClientSession) -> tuple[int, int]:
+        async with http.post(url, json=body) as resp:
+            # Sent all at once, the last few may already be refused.
+            assert resp.status in (200, 429)
+            return int(resp.headers["ratelimit-remaining"]), int(resp.headers["ratelimit-reset"])
+
     async with aiohttp.ClientSession() as http:
-        for _ in range(30):
-            async with http.post(url, json=body) as resp:
-                assert resp.status == 200
-                remaining = int(resp.headers["ratelimit-remaining"])
-                reset = int(resp.headers["ratelimit-reset"])
-            if remaining == 0:
-                break
+        answers = await asyncio.gather(*(spend(http) for _ in range(30)))
+    remaining, reset = min(answers)
     assert remaining == 0
 
     adapter = make_adapter(RecordingSink(MemoryState()), account="dave")

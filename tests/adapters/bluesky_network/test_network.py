@@ -14,6 +14,7 @@ from atproto import exceptions  # type: ignore[import-untyped]
 from tests.adapters.bluesky_network.helpers import (
     eventually,
     get_record,
+    indexed_chain,
     reply_ref,
     strong_ref,
     tagged,
@@ -72,7 +73,7 @@ async def test_thread_on_the_appview_has_root_and_parent(
             thread = (await alice.get_post_thread(second.uri)).thread
         except exceptions.BadRequestError:
             return None  # "Post not found" until the appview has indexed it
-        return thread if getattr(thread, "parent", None) is not None else None
+        return thread if indexed_chain(thread, 3) else None
 
     thread = await eventually(indexed)
     assert thread.post.record.reply.root.uri == root.uri
