@@ -14,9 +14,9 @@ from pathlib import Path
 
 from bench.table import Result
 from mhchat.bus import BusSink, EventBus
+from mhchat.clock import SystemClock
 from mhchat.events import PlatformName, PostReceived
 from mhchat.ingest import IngestWorker
-from mhchat.clock import SystemClock
 from mhchat.store.chats import ensure_chat
 from mhchat.store.db import SqliteDatabase, split_sql
 from mhchat.store.migrate import migrate, migrations_root
@@ -81,7 +81,8 @@ async def mhchat_rate(events: list[PostReceived], folder: Path, batch: int) -> f
     async with db.read() as tx:
         row = await tx.fetchone("SELECT count(*) FROM posts")
     await db.close()
-    assert row is not None and row[0] == len(events), "not every post was stored"
+    if row is None or row[0] != len(events):
+        raise RuntimeError("not every post was stored")
     return len(events) / elapsed
 
 

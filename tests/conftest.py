@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 import aiohttp
+import pytest
 
 from mhchat.store.chats import ensure_chat
 from mhchat.store.db import SqliteDatabase

@@ -16,11 +16,11 @@ from mhchat.adapters import Checkpoint
 from mhchat.events import Event, PlatformName
 
 
-class BusFull(Exception):  # noqa: N818 - reads as a state, like queue.Full
+class BusFull(Exception):
     """The bus could not take the events in time."""
 
 
-class BusClosed(Exception):  # noqa: N818
+class BusClosed(Exception):
     """The bus is shutting down and takes no more events."""
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mhchat.actions import Purpose
 from mhchat.errors import ConfigError
 from mhchat.ledger import Mode
-from mhchat.actions import Purpose
 
 DEFAULT_CONFIG = """\
 # mhchat embedded defaults: one chat, SQLite, no platform enabled.
@@ -32,7 +32,7 @@ host = "127.0.0.1"
 port = 8080
 """
 
-SECRET_PREFIX = "MHCHAT_"
+SECRET_PREFIX = "MHCHAT_"  # noqa: S105 - a name prefix, not a secret
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,8 +168,10 @@ class _Reader:
         if key not in self.table:
             return default
         value = self.table[key]
-        if isinstance(value, bool) and kind is not bool and bool not in (
-            kind if isinstance(kind, tuple) else (kind,)
+        if (
+            isinstance(value, bool)
+            and kind is not bool
+            and bool not in (kind if isinstance(kind, tuple) else (kind,))
         ):
             self.problems.append(f"[{self.where}] {key} must be {what}, not true/false.")
             return default
@@ -215,19 +217,17 @@ def _table(doc: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[st
     return value
 
 
-def parse_settings(
-    doc: Mapping[str, Any], env: Mapping[str, str], *, source: str = "<embedded defaults>"
-) -> Settings:
-    """Build settings from a parsed TOML document and the environment."""
-    problems: list[str] = []
+def _chat(doc: Mapping[str, Any], problems: list[str]) -> ChatSettings:
     chat_t = _Reader(_table(doc, "chat", problems), "chat", problems)
     hashtag = chat_t.text("hashtag", "MHChat").lstrip("#")
     if not hashtag or not hashtag.replace("_", "").isalnum():
         problems.append(
             f"[chat] hashtag must be letters, digits or underscores (got {hashtag!r})."
         )
-    chat = ChatSettings(chat_id=chat_t.text("id", "default"), hashtag=hashtag)
+    return ChatSettings(chat_id=chat_t.text("id", "default"), hashtag=hashtag)
 
+
+def _database(doc: Mapping[str, Any], problems: list[str]) -> DatabaseSettings:
     db_t = _Reader(_table(doc, "database", problems), "database", problems)
     database = DatabaseSettings(
         url=db_t.text("url", "sqlite:///var/mhchat.db"), keep_raw=db_t.flag("keep_raw", False)
@@ -239,7 +239,10 @@ def parse_settings(
             "[database] url must start with sqlite:/// (a file path) or postgresql://"
             f" (got {database.url!r})."
         )
+    return database
 
+
+def _web(doc: Mapping[str, Any], problems: list[str]) -> WebSettings:
     web_t = _Reader(_table(doc, "web", problems), "web", problems)
     web = WebSettings(
         host=web_t.text("host", "127.0.0.1"),
@@ -248,7 +251,10 @@ def parse_settings(
     )
     if web.port > 65535:
         problems.append(f"[web] port must be between 0 and 65535 (got {web.port}).")
+    return web
 
+
+def _bus(doc: Mapping[str, Any], problems: list[str]) -> BusSettings:
     bus_t = _Reader(_table(doc, "bus", problems), "bus", problems)
     bus = BusSettings(
         capacity=bus_t.integer("capacity", 1000, minimum=1),
@@ -265,9 +271,13 @@ def parse_settings(
     )
     if bus.backend not in {"memory", "nats"}:
         problems.append(f"[bus] backend must be memory or nats (got {bus.backend!r}).")
+    return bus
+
+
+def _leases(doc: Mapping[str, Any], problems: list[str]) -> LeaseSettings:
     lease_t = _Reader(_table(doc, "leases", problems), "leases", problems)
     lease_enabled = lease_t.table.get("enabled")
-    leases = LeaseSettings(
+    return LeaseSettings(
         enabled=lease_enabled if isinstance(lease_enabled, bool) else None,
         timeout_seconds=lease_t.number("timeout_seconds", 15.0, minimum=0.5),
         renew_seconds=(
@@ -276,6 +286,12 @@ def parse_settings(
             else None
         ),
     )
+
+
+def _runtime(
+    doc: Mapping[str, Any], problems: list[str]
+) -> tuple[BusSettings, SenderSettings, LogSettings]:
+    bus = _bus(doc, problems)
     send_t = _Reader(_table(doc, "sender", problems), "sender", problems)
     sender = SenderSettings(
         min_interval_seconds=send_t.number("min_interval_seconds", 1.0),
@@ -292,10 +308,12 @@ def parse_settings(
         json=json_value if isinstance(json_value, bool) else None,
         include_post_text=log_t.flag("include_post_text", False),
     )
+    return bus, sender, logging
 
+
+def _modes(doc: Mapping[str, Any], problems: list[str]) -> dict[Purpose, Mode]:
     modes: dict[Purpose, Mode] = {Purpose.SIGNPOSTING: Mode.APPROVE_FIRST}
-    modes_t = _table(doc, "modes", problems)
-    for key, value in modes_t.items():
+    for key, value in _table(doc, "modes", problems).items():
         try:
             purpose = Purpose(key)
         except ValueError:
@@ -315,10 +333,14 @@ def parse_settings(
             "[modes] signposting replies must be approved by a person: use approve_first"
             " or dry_run."
         )
+    return modes
 
+
+def _adapters(
+    doc: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
+) -> tuple[AdapterSettings, ...]:
     adapters: list[AdapterSettings] = []
-    adapters_t = _table(doc, "adapters", problems)
-    for name, table in adapters_t.items():
+    for name, table in _table(doc, "adapters", problems).items():
         if not isinstance(table, Mapping):
             problems.append(f"[adapters.{name}] must be a table of settings.")
             continue
@@ -332,20 +354,28 @@ def parse_settings(
         adapters.append(
             AdapterSettings(name=name, enabled=enabled, options=options, secrets=secrets)
         )
+    return tuple(adapters)
 
+
+def parse_settings(
+    doc: Mapping[str, Any], env: Mapping[str, str], *, source: str = "<embedded defaults>"
+) -> Settings:
+    """Build settings from a parsed TOML document and the environment."""
+    problems: list[str] = []
+    bus, sender, logging = _runtime(doc, problems)
     settings = Settings(
-        chat=chat,
-        database=database,
-        web=web,
+        chat=_chat(doc, problems),
+        database=_database(doc, problems),
+        web=_web(doc, problems),
         bus=bus,
         sender=sender,
         logging=logging,
-        modes=modes,
-        adapters=tuple(adapters),
+        modes=_modes(doc, problems),
+        adapters=_adapters(doc, env, problems),
         raw=doc,
         secrets={k: v for k, v in env.items() if k.startswith(SECRET_PREFIX)},
         source=source,
-        leases=leases,
+        leases=_leases(doc, problems),
     )
     for check in _section_checks:
         problems.extend(check(settings))
@@ -365,7 +395,9 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
     except FileNotFoundError:
         raise ConfigError([f"The configuration file {file} does not exist."]) from None
     except OSError as exc:
-        raise ConfigError([f"The configuration file {file} cannot be read: {exc.strerror}."]) from None
+        raise ConfigError(
+            [f"The configuration file {file} cannot be read: {exc.strerror}."]
+        ) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -170,9 +170,7 @@ async def record(
     fresh = [k for k in keys if k not in existing]
     if not fresh:
         return []
-    await tx.executemany(
-        _INSERT_ACTION, [_action_row(chat_id, *chosen[k], stamp) for k in fresh]
-    )
+    await tx.executemany(_INSERT_ACTION, [_action_row(chat_id, *chosen[k], stamp) for k in fresh])
     ids: dict[str, int] = {}
     for start in range(0, len(fresh), _CHUNK):
         part = fresh[start : start + _CHUNK]
@@ -254,10 +252,12 @@ async def next_pending(
     return row_to_ledger(row) if row else None
 
 
-async def by_state(tx: Tx, chat_id: str, states: Sequence[State], limit: int = 200) -> list[LedgerRow]:
+async def by_state(
+    tx: Tx, chat_id: str, states: Sequence[State], limit: int = 200
+) -> list[LedgerRow]:
     marks = ", ".join("?" for _ in states)
     rows = await tx.fetchall(
-        _SELECT + f" WHERE chat_id = ? AND state IN ({marks}) ORDER BY id DESC LIMIT ?",  # noqa: S608 - placeholders only
+        _SELECT + f" WHERE chat_id = ? AND state IN ({marks}) ORDER BY id DESC LIMIT ?",
         (chat_id, *[s.value for s in states], limit),
     )
     return [row_to_ledger(r) for r in rows]

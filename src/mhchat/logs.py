@@ -97,7 +97,9 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redactor,
-        structlog.processors.format_exc_info if as_json else structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info
+        if as_json
+        else structlog.processors.StackInfoRenderer(),
         renderer,
         mask_rendered,
     ]

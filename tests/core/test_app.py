@@ -37,9 +37,7 @@ class TestApp:
 
     async def test_crashing_adapter_does_not_take_the_service_down(self, tmp_path: Path) -> None:
         """One adapter failing at start is reported; the other keeps working."""
-        app = await build_app(
-            settings_for(tmp_path, fake={"crash_on_start": True}, missing={})
-        )
+        app = await build_app(settings_for(tmp_path, fake={"crash_on_start": True}, missing={}))
         runtime = app[RUNTIME]
         async with TestClient(TestServer(app)) as client:
             body = await (await client.get("/readyz")).json()

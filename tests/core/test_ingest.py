@@ -131,7 +131,9 @@ class TestIngest:
         bus = EventBus(10)
         worker = IngestWorker(bus=bus, db=db, clock=clock, chat_id="default")
         sink = BusSink(bus, FAKE)
-        await sink.publish([PostReceived(post=make_post("1"))], checkpoint=Checkpoint(key="cursor", value="42"))
+        await sink.publish(
+            [PostReceived(post=make_post("1"))], checkpoint=Checkpoint(key="cursor", value="42")
+        )
         assert await DbState(db, "default", FAKE, clock).get("cursor") is None
         await worker.drain()
         assert await DbState(db, "default", FAKE, clock).get("cursor") == "42"
@@ -204,8 +206,10 @@ class TestIngest:
         await sink.publish([PostReceived(post=make_post("1"))])
         await worker.drain()
         await sink.publish(
-            [PostDeleted(platform=FAKE, remote_id=RemoteId("1"), deleted_at=clock.now()),
-             PostDeleted(platform=FAKE, remote_id=RemoteId("2"), deleted_at=clock.now())]
+            [
+                PostDeleted(platform=FAKE, remote_id=RemoteId("1"), deleted_at=clock.now()),
+                PostDeleted(platform=FAKE, remote_id=RemoteId("2"), deleted_at=clock.now()),
+            ]
         )
         await worker.drain()
         await sink.publish([PostReceived(post=make_post("2"))])
@@ -229,8 +233,10 @@ class TestIngest:
         await sink.publish([PostReceived(post=make_post("1", author="ann"))])
         await worker.drain()
         await sink.publish(
-            [PostReceived(post=make_post("2", author="ann")),
-             PostReceived(post=make_post("3", author="bob"))]
+            [
+                PostReceived(post=make_post("2", author="ann")),
+                PostReceived(post=make_post("3", author="bob")),
+            ]
         )
         await worker.drain()
         assert seen == [{("fake", "id-ann")}, {("fake", "id-bob")}]
@@ -258,13 +264,22 @@ class TestSender:
                 now=clock.now(),
             )
 
-    async def test_kill_switch_stops_sending(self, db: SqliteDatabase, clock: FakeClock, http: aiohttp.ClientSession) -> None:
+    async def test_kill_switch_stops_sending(
+        self, db: SqliteDatabase, clock: FakeClock, http: aiohttp.ClientSession
+    ) -> None:
         await self._one(db, clock)
         adapter = fake_adapter(EventBus(), db, clock, http)
         controls = Controls(db, "default", {})
         await controls.set_killed(True, now=clock.now(), actor="test")
-        sender = Sender(platform=FAKE, adapter=adapter, db=db, clock=clock, controls=controls,
-                        min_interval=0, poll_seconds=0.01)
+        sender = Sender(
+            platform=FAKE,
+            adapter=adapter,
+            db=db,
+            clock=clock,
+            controls=controls,
+            min_interval=0,
+            poll_seconds=0.01,
+        )
         task = asyncio.create_task(sender.run())
         await asyncio.sleep(0.1)
         assert adapter.performed == []
@@ -277,12 +292,20 @@ class TestSender:
         task.cancel()
         assert len(adapter.performed) == 1
 
-    async def test_stale_action_expires(self, db: SqliteDatabase, clock: FakeClock, http: aiohttp.ClientSession) -> None:
+    async def test_stale_action_expires(
+        self, db: SqliteDatabase, clock: FakeClock, http: aiohttp.ClientSession
+    ) -> None:
         await self._one(db, clock)
         clock.set(clock.now().replace(day=8))
         adapter = fake_adapter(EventBus(), db, clock, http)
-        sender = Sender(platform=FAKE, adapter=adapter, db=db, clock=clock,
-                        controls=Controls(db, "default", {}), min_interval=0)
+        sender = Sender(
+            platform=FAKE,
+            adapter=adapter,
+            db=db,
+            clock=clock,
+            controls=Controls(db, "default", {}),
+            min_interval=0,
+        )
         assert await sender.step()
         assert adapter.performed == []
         assert await count(db, "SELECT count(*) FROM actions WHERE state = 'expired'") == 1
@@ -295,8 +318,14 @@ class TestSender:
         await self._one(db, clock)
         adapter = fake_adapter(EventBus(), db, clock, http)
         adapter.fail_next(OutcomeUnknown("timeout after send"), reached=True)
-        sender = Sender(platform=FAKE, adapter=adapter, db=db, clock=clock,
-                        controls=Controls(db, "default", {}), min_interval=0)
+        sender = Sender(
+            platform=FAKE,
+            adapter=adapter,
+            db=db,
+            clock=clock,
+            controls=Controls(db, "default", {}),
+            min_interval=0,
+        )
         assert await sender.step()
         assert not await sender.step()
         assert len(adapter.performed) == 1

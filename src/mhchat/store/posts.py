@@ -6,7 +6,7 @@ One call writes a whole batch in the caller's transaction, with set-based statem
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -113,7 +113,9 @@ async def _matching(
     return found
 
 
-async def _tombstoned(tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+async def _tombstoned(
+    tx: Tx, chat_id: str, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
     return await _matching(
         tx,
         "SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND platform = ?"
@@ -139,18 +141,8 @@ async def _any_tombstones(tx: Tx) -> bool:
     return await tx.fetchone("SELECT 1 FROM tombstones LIMIT 1") is not None
 
 
-async def save_events(
-    tx: Tx,
-    *,
-    chat_id: str,
-    events: Sequence[Event],
-    checkpoints: Sequence[tuple[str, Checkpoint]],
-    now: datetime,
-    keep_raw: bool = False,
-) -> StoredBatch:
-    """Store a batch of events and cursors in the caller's transaction."""
-    batch = StoredBatch(chat_id=chat_id, now=now)
-    stamp = now.isoformat()
+def _sort(batch: StoredBatch, events: Sequence[Event]) -> dict[tuple[str, str], Post]:
+    """File each event under its kind; return received posts, deduplicated within the batch."""
     received: dict[tuple[str, str], Post] = {}
     for event in events:
         if isinstance(event, PostReceived):
@@ -168,32 +160,47 @@ async def save_events(
             batch.health.append(event)
         else:
             batch.other.append(event)
+    return received
 
+
+async def _apply_deletions(tx: Tx, batch: StoredBatch) -> None:
     # Deletions first: a post and its deletion in the same batch must end deleted.
-    if batch.deleted:
-        await tx.executemany(
-            "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
-            [(chat_id, d.platform, d.remote_id, d.deleted_at.isoformat()) for d in batch.deleted],
-        )
-        await tx.executemany(
-            "DELETE FROM posts WHERE chat_id = ? AND platform = ? AND remote_id = ?",
-            [(chat_id, d.platform, d.remote_id) for d in batch.deleted],
-        )
+    if not batch.deleted:
+        return
+    await tx.executemany(
+        "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+        [
+            (batch.chat_id, d.platform, d.remote_id, d.deleted_at.isoformat())
+            for d in batch.deleted
+        ],
+    )
+    await tx.executemany(
+        "DELETE FROM posts WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+        [(batch.chat_id, d.platform, d.remote_id) for d in batch.deleted],
+    )
 
-    if received:
-        keys = list(received)
-        dead = await _tombstoned(tx, chat_id, keys) if await _any_tombstones(tx) else set()
-        candidates = [received[k] for k in keys if k not in dead]
-        if candidates:
-            rows = [post_row(chat_id, p, stamp, keep_raw=keep_raw) for p in candidates]
-            new_keys = await _insert_new(tx, rows)
-            fresh = [p for p in candidates if (p.platform, p.remote_id) in new_keys]
-            batch.duplicates += len(candidates) - len(fresh)
-            batch.new_posts = fresh
-            if fresh:
-                await _note_participants(tx, chat_id, fresh, stamp, batch)
 
+async def _store_received(
+    tx: Tx, batch: StoredBatch, received: dict[tuple[str, str], Post], stamp: str, keep_raw: bool
+) -> None:
+    if not received:
+        return
+    keys = list(received)
+    dead = await _tombstoned(tx, batch.chat_id, keys) if await _any_tombstones(tx) else set()
+    candidates = [received[k] for k in keys if k not in dead]
+    if not candidates:
+        return
+    rows = [post_row(batch.chat_id, p, stamp, keep_raw=keep_raw) for p in candidates]
+    new_keys = await _insert_new(tx, rows)
+    fresh = [p for p in candidates if (p.platform, p.remote_id) in new_keys]
+    batch.duplicates += len(candidates) - len(fresh)
+    batch.new_posts = fresh
+    if fresh:
+        await _note_participants(tx, batch.chat_id, fresh, stamp, batch)
+
+
+async def _apply_edits(tx: Tx, batch: StoredBatch, stamp: str, keep_raw: bool) -> None:
     for post in batch.edited_posts:
         changed = await tx.execute(
             "UPDATE posts SET text = ?, version = ?, edited_at = ?, hashtags = ?, mentions = ?,"
@@ -205,21 +212,39 @@ async def save_events(
                 " ".join(post.hashtags),
                 " ".join(post.mentions),
                 " ".join(post.links),
-                chat_id,
+                batch.chat_id,
                 post.platform,
                 post.remote_id,
             ),
         )
-        if changed == 0:
-            # An edit of a post we never saw: store it as new (unless it was deleted).
-            if await _tombstoned(tx, chat_id, [(post.platform, post.remote_id)]):
-                continue
-            row = post_row(chat_id, post, stamp, keep_raw=keep_raw)
-            if await tx.execute(INSERT_POST, row) == 0:
-                continue  # another writer stored it first
-            batch.new_posts.append(post)
-            await _note_participants(tx, chat_id, [post], stamp, batch)
+        if changed:
+            continue
+        # An edit of a post we never saw: store it as new (unless it was deleted).
+        if await _tombstoned(tx, batch.chat_id, [(post.platform, post.remote_id)]):
+            continue
+        row = post_row(batch.chat_id, post, stamp, keep_raw=keep_raw)
+        if await tx.execute(INSERT_POST, row) == 0:
+            continue  # another writer stored it first
+        batch.new_posts.append(post)
+        await _note_participants(tx, batch.chat_id, [post], stamp, batch)
 
+
+async def save_events(
+    tx: Tx,
+    *,
+    chat_id: str,
+    events: Sequence[Event],
+    checkpoints: Sequence[tuple[str, Checkpoint]],
+    now: datetime,
+    keep_raw: bool = False,
+) -> StoredBatch:
+    """Store a batch of events and cursors in the caller's transaction."""
+    batch = StoredBatch(chat_id=chat_id, now=now)
+    stamp = now.isoformat()
+    received = _sort(batch, events)
+    await _apply_deletions(tx, batch)
+    await _store_received(tx, batch, received, stamp, keep_raw)
+    await _apply_edits(tx, batch, stamp, keep_raw)
     if checkpoints:
         await tx.executemany(
             "INSERT INTO adapter_state (chat_id, platform, key, value, updated_at)"
