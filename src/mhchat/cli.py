@@ -104,7 +104,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    import mhchat.facilitation.settings  # noqa: F401, PLC0415 - registers its section checks
     from mhchat.adapters import load_factories  # noqa: PLC0415
+    from mhchat.config import section_warnings  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
     problems: list[str] = []
@@ -121,6 +123,11 @@ def _check_config(args: argparse.Namespace) -> int:
     for adapter in settings.enabled_adapters:
         names = ", ".join(sorted(adapter.secrets)) or "none"
         print(f"    {adapter.name}: secrets found in the environment: {names}")
+    warnings = section_warnings(settings)
+    if warnings:
+        print("Warnings (mhchat still starts; please see to them):")
+        for warning in warnings:
+            print(f"  - {warning}")
     return 0
 
 

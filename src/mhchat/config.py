@@ -156,6 +156,20 @@ def register_section_check(check: SectionCheck) -> SectionCheck:
     return check
 
 
+_section_warnings: list[SectionCheck] = []
+
+
+def register_section_warning(check: SectionCheck) -> SectionCheck:
+    """Let a module add warnings to ``check-config``: things a host should see and fix, which
+    must not stop the service (e.g. help-line numbers due for their review)."""
+    _section_warnings.append(check)
+    return check
+
+
+def section_warnings(settings: Settings) -> list[str]:
+    return [warning for check in _section_warnings for warning in check(settings)]
+
+
 class _Reader:
     """Reads typed values out of a TOML table, collecting problems instead of raising."""
 

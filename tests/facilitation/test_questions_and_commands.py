@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mhchat.cli import main
 from mhchat.commands import questions as questions_command
 from mhchat.commands import triage as triage_command
 from mhchat.config import parse_settings
@@ -257,3 +258,20 @@ def test_review_warnings_for_old_numbers_and_an_old_lexicon() -> None:
     later = review_warnings(safety, lexicon, date(2027, 12, 1))
     assert len(later) == 4
     assert "crisis lexicon" in later[-1]
+
+
+def test_check_config_warns_about_numbers_due_for_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mhchat.toml"
+    config.write_text(
+        '[[safety.help_lines]]\nregion = "uk"\nname = "Samaritans"\n'
+        'contact = "call 116 123"\nreviewed = 2020-01-01\n'
+        '[[safety.help_lines]]\nregion = "us"\nname = "988"\n'
+        'contact = "call or text 988"\nreviewed = 2020-01-01\n'
+    )
+    assert main(["check-config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "is valid" in out
+    assert "Warnings" in out
+    assert "last checked on 2020-01-01" in out

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mhchat.config import Settings, register_section_check
+from mhchat.config import Settings, register_section_check, register_section_warning
+from mhchat.errors import ConfigError
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -346,3 +347,18 @@ def _check(settings: Settings) -> list[str]:
         if path is not None and not path.is_file():
             problems.append(f"{label} names {path}, which does not exist.")
     return problems
+
+
+@register_section_warning
+def _warn(settings: Settings) -> list[str]:
+    from datetime import UTC, datetime  # noqa: PLC0415 - only check-config asks for today
+
+    from mhchat.facilitation.reviews import review_warnings  # noqa: PLC0415 - avoids a cycle
+    from mhchat.facilitation.triage.lexicon import load_lexicon  # noqa: PLC0415
+
+    parsed = facilitation_settings(settings)
+    try:
+        lexicon = load_lexicon(parsed.safety.lexicon)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return review_warnings(parsed.safety, lexicon, datetime.now(UTC).date())
