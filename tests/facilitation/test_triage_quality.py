@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mhchat.facilitation.triage import Triage, Verdict, load_lexicon
+from mhchat.facilitation.triage.classifier import TriageInput
 
 DATA = Path(__file__).parent / "data"
 TUNED = ("triage_labelled", "triage_heldout", "triage_unseen")
@@ -107,3 +108,27 @@ def test_crisis_wins_over_abuse_and_a_crisis_post_is_never_called_spam() -> None
     result = triage.classify("I want to fucking die, fuck everything")
     assert result.verdict is Verdict.CRISIS
     assert "crisis" in result.reason
+
+
+def test_several_people_saying_the_same_thanks_is_not_spam_but_a_link_campaign_is() -> None:
+    triage = Triage(load_lexicon())
+    thanks = [
+        TriageInput(text="Thank you for a lovely chat tonight everyone!", author=("x", f"u{i}"))
+        for i in range(4)
+    ]
+    assert all(r.verdict is Verdict.OK for r in triage.classify_many(thanks))
+    campaign = [
+        TriageInput(
+            text="Great tips for your wellbeing here https://spam.example", author=("x", f"s{i}")
+        )
+        for i in range(3)
+    ]
+    assert [r.verdict for r in triage.classify_many(campaign)] == [
+        Verdict.OK,
+        Verdict.OK,
+        Verdict.SPAM,
+    ]
+    same_person = [
+        TriageInput(text="Follow me for daily wellbeing quotes and more", author=("x", "p"))
+    ] * 3
+    assert triage.classify_many(same_person)[-1].verdict is Verdict.SPAM

@@ -19,6 +19,9 @@ from mhchat.facilitation.triage.lexicon import CrisisLexicon, normalise
 
 ProbabilityModel = Callable[[list[str]], Sequence[float]]
 
+CROWD = 6
+"""Accounts posting the same words (without a link) before it counts as a copy campaign."""
+
 
 class Verdict(StrEnum):
     OK = "ok"
@@ -99,7 +102,11 @@ class SpamTracker:
             self._remember(self._texts, digest)
             if count >= self.repeat_limit:
                 reason = f"the same text posted {count} times by one account"
-            elif item.author is not None and len(authors) >= self.repeat_limit:
+            elif item.author is not None and len(authors) >= (
+                self.repeat_limit if links else max(self.repeat_limit, CROWD)
+            ):
+                # Several people may well write "thank you for a lovely chat tonight!"; the
+                # same words with a link from several accounts is a campaign.
                 reason = f"the same text posted by {len(authors)} accounts"
         if links and item.author is not None and item.at is not None and reason is None:
             times = self._link_times.setdefault(item.author, deque())
