@@ -192,7 +192,11 @@ async def build(
 def _heading(q: TQuestion) -> str:
     if q.n is None:
         return "Other posts"
-    return f"Q{q.n}: {q.text}" if q.text else f"Q{q.n}"
+    label = f"Q{q.n}"
+    if not q.text:
+        return label
+    # The host's questions usually carry their own "Q2:" label already.
+    return q.text if q.text.upper().startswith(label) else f"{label}: {q.text}"
 
 
 def _stamp(when: datetime) -> str:

@@ -43,7 +43,7 @@ class Client:
 @dataclass(slots=True)
 class LiveHub:
     runtime: Runtime
-    queue_size: int = 256
+    queue_size: int = 1000
     tick_seconds: float = 1.0
     keepalive_seconds: float = 15.0
     clients: set[Client] = field(default_factory=set)
@@ -51,6 +51,8 @@ class LiveHub:
     _deleted: list[dict[str, str]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_panels: str = ""
+    _since: str = ""
+    """The newest ledger change already pushed (a post's decisions are re-sent on change)."""
     dropped_clients: int = 0
 
     # -- ingest side ------------------------------------------------------------------------
@@ -84,6 +86,7 @@ class LiveHub:
         """Background duty: turn noted changes into events."""
         db = runtime.require_db()
         chat_id = runtime.settings.chat.chat_id
+        self._since = runtime.clock.now().isoformat()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.tick_seconds):
@@ -92,18 +95,22 @@ class LiveHub:
             if not self.clients:
                 self._pending.clear()
                 self._deleted.clear()
+                self._since = runtime.clock.now().isoformat()
                 continue
             keys, self._pending = list(self._pending), {}
             deleted, self._deleted = self._deleted, []
             try:
                 async with db.read() as tx:
+                    touched, self._since = await queries.touched_since(tx, chat_id, self._since)
+                    keys = list(dict.fromkeys([*keys, *touched]))
                     posts = await queries.posts_by_keys(tx, chat_id, keys) if keys else []
                     texts = await queries.question_texts(
                         tx, chat_id, [p["session"] for p in posts if p["session"]]
                     )
                     panels = await queries.fingerprint(tx, chat_id)
-            except Exception as exc:
-                log.exception("live_read_failed", error_type=type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - the feed must outlive a failed read
+                # No traceback: its locals could hold post text.
+                log.error("live_read_failed", error_type=type(exc).__name__)
                 continue
             for post in posts:
                 post["question_text"] = texts.get(f"{post['session']}/{post['question']}")

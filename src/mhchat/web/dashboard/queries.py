@@ -161,6 +161,18 @@ async def recent_decisions(tx: Tx, chat_id: str, limit: int = 40) -> list[Ledger
     return [ledger.row_to_ledger(r) for r in rows]
 
 
+async def touched_since(tx: Tx, chat_id: str, since: str) -> tuple[list[tuple[str, str]], str]:
+    """Posts whose actions changed state after ``since``, and the newest change seen."""
+    rows = await tx.fetchall(
+        "SELECT platform, target_id, MAX(updated_at) FROM actions"
+        " WHERE chat_id = ? AND updated_at > ? AND target_id IS NOT NULL"
+        " GROUP BY platform, target_id",
+        (chat_id, since),
+    )
+    newest = max([since, *(str(r[2]) for r in rows)])
+    return [(str(r[0]), str(r[1])) for r in rows], newest
+
+
 async def fingerprint(tx: Tx, chat_id: str) -> str:
     """Changes whenever a panel a facilitator acts on would change."""
     a = await tx.fetchone(

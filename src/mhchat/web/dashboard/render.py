@@ -304,7 +304,10 @@ def decisions_panel(rows: Iterable[LedgerRow]) -> str:
         )
     if not items:
         return '<p class="empty">No decisions yet.</p>'
-    return f'<ul class="decisions">{"".join(items)}</ul>'
+    return (
+        '<ul class="decisions" tabindex="0" aria-label="Recent decisions, newest first">'
+        f"{''.join(items)}</ul>"
+    )
 
 
 def live_page(

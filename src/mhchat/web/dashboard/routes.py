@@ -100,7 +100,7 @@ class Dashboard:
         async with rt.require_db().read() as tx:
             flags = await views.safety_queue(tx, self.chat_id, rt.clock.now())
             lists = await queries.ledger_lists(tx, self.chat_id)
-            recent = await queries.recent_decisions(tx, self.chat_id)
+            recent = await queries.recent_decisions(tx, self.chat_id, limit=20)
         hidden = {f.signpost_key for f in flags if f.signpost_key}
         approvals = [r for r in lists["approvals"] if r.key not in hidden]
         controls = rt.controls

@@ -34,20 +34,26 @@
     return parts[0] + "/" + String(parts[1]).padStart(4, "0");
   }
 
+  function questionTitle(post) {
+    const label = "Q" + post.question;
+    const text = post.question_text || "";
+    // The host's questions usually start with their own "Q2:" label already.
+    if (!text) return label;
+    return text.toUpperCase().startsWith(label.toUpperCase()) ? text : label + ": " + text;
+  }
+
   function findGroup(post) {
     const key = groupKey(post);
     let group = groups.querySelector('section[data-group="' + CSS.escape(key) + '"]');
     if (group) {
       if (post.question_text) {
-        group.querySelector("h3").textContent = "Q" + post.question + ": " + post.question_text;
+        group.querySelector("h3").textContent = questionTitle(post);
       }
       return group;
     }
     group = el("section", "qgroup");
     group.dataset.group = key;
-    const title = key === "other"
-      ? "Other posts"
-      : "Q" + post.question + (post.question_text ? ": " + post.question_text : "");
+    const title = key === "other" ? "Other posts" : questionTitle(post);
     group.append(el("h3", "", title), el("div", "threads"));
     const order = groupOrder(key);
     const after = Array.from(groups.children).find((g) => groupOrder(g.dataset.group) > order);

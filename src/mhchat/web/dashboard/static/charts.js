@@ -5,6 +5,7 @@
 (function () {
   const NS = "http://www.w3.org/2000/svg";
   const COLOURS = { x: "#1a1a1a", bluesky: "#0560c7", facebook: "#5b3cc4", fake: "#8a4b00" };
+  const NAMES = { x: "X", bluesky: "Bluesky", facebook: "Facebook", fake: "Test" };
   const LINES = [
     ["participants", "Participants", "#0560c7"],
     ["first_timers", "First-timers", "#a33d00"],
@@ -20,6 +21,11 @@
     Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, String(v)));
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  function niceMax(value) {
+    // A multiple of four, so the four grid steps are whole numbers.
+    return Math.max(4, Math.ceil(value / 4) * 4);
   }
 
   function frame(label, max, minutes) {
@@ -59,10 +65,10 @@
     const minutes = data.minutes;
     const platforms = Object.keys(data.posts);
     const totals = minutes.map((_, i) => platforms.reduce((s, p) => s + data.posts[p][i], 0));
-    const max = Math.max(1, ...totals);
+    const max = niceMax(Math.max(0, ...totals));
     const svg = frame("Posts per minute by platform", max, minutes);
     const plotW = W - PAD.l - PAD.r, plotH = H - PAD.t - PAD.b;
-    const bw = Math.max(1, (plotW / Math.max(1, minutes.length)) * 0.8);
+    const bw = Math.min(40, Math.max(1, (plotW / Math.max(1, minutes.length)) * 0.8));
     minutes.forEach((m, i) => {
       let y = PAD.t + plotH;
       platforms.forEach((p) => {
@@ -72,16 +78,16 @@
         y -= h;
         const x = PAD.l + (plotW * i) / minutes.length + (plotW / minutes.length - bw) / 2;
         const rect = svgEl("rect", { x: x, y: y, width: bw, height: h, fill: COLOURS[p] || "#555" });
-        rect.append(svgEl("title", {}, m.slice(11, 16) + " " + p + ": " + n));
+        rect.append(svgEl("title", {}, m.slice(11, 16) + " " + (NAMES[p] || p) + ": " + n));
         svg.append(rect);
       });
     });
-    return [svg, legend(platforms.map((p) => [p, COLOURS[p] || "#555"]))];
+    return [svg, legend(platforms.map((p) => [NAMES[p] || p, COLOURS[p] || "#555"]))];
   }
 
   function lines(data) {
     const minutes = data.minutes;
-    const max = Math.max(1, ...LINES.map(([k]) => Math.max(0, ...data[k])));
+    const max = niceMax(Math.max(0, ...LINES.map(([k]) => Math.max(0, ...data[k]))));
     const svg = frame("Participants, first-timers and reposts, cumulative", max, minutes);
     const plotW = W - PAD.l - PAD.r, plotH = H - PAD.t - PAD.b;
     LINES.forEach(([key, , colour]) => {
@@ -91,6 +97,10 @@
         return x.toFixed(1) + "," + y.toFixed(1);
       });
       svg.append(svgEl("polyline", { points: points.join(" "), fill: "none", stroke: colour, "stroke-width": 2.5 }));
+      points.forEach((xy) => {
+        const [cx, cy] = xy.split(",");
+        svg.append(svgEl("circle", { cx: cx, cy: cy, r: 3.5, fill: colour }));
+      });
     });
     return [svg, legend(LINES.map(([, name, colour]) => [name, colour]))];
   }
@@ -98,7 +108,7 @@
   function table(data) {
     const t = document.createElement("table");
     const platforms = Object.keys(data.posts);
-    const head = ["Minute (UTC)", ...platforms.map((p) => "Posts on " + p), "Participants", "First-timers", "Reposts"];
+    const head = ["Minute (UTC)", ...platforms.map((p) => "Posts on " + (NAMES[p] || p)), "Participants", "First-timers", "Reposts"];
     const thead = t.createTHead().insertRow();
     head.forEach((h) => { const th = document.createElement("th"); th.scope = "col"; th.textContent = h; thead.append(th); });
     const body = t.createTBody();
