@@ -243,7 +243,11 @@ def batches(script: Script, size: int = 25) -> list[list[Post]]:
     groups = [ordered[i : i + size] for i in range(0, len(ordered), size)]
     # Each early reply goes into the first batch (it arrives before its parent).
     groups[0] = list(script.early) + groups[0]
-    return groups
+    # Facebook's Q4 arrives last, after every answer that replies to or quotes it.
+    late = [p for g in groups for p in g if p.remote_id == "facebook-q4"]
+    groups = [[p for p in g if p.remote_id != "facebook-q4"] for g in groups]
+    groups.append(late)
+    return [g for g in groups if g]
 
 
 @pytest.fixture
