@@ -152,9 +152,8 @@ class FacilitationHandler:
         if flags:
             await tx.executemany(
                 "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category,"
-                " reason,"
-                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?)"
+                " reason, score, signpost_key, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
                 flags,
             )
@@ -176,8 +175,8 @@ class FacilitationHandler:
         )
 
         await tx.executemany(
-            "UPDATE posts SET session_id = ?, triage = ?, note = ? WHERE chat_id = ? AND platform"
-            " = ? AND remote_id = ?",
+            "UPDATE posts SET session_id = ?, triage = ?, note = ?"
+            " WHERE chat_id = ? AND platform = ? AND remote_id = ?",
             [
                 (
                     s.session_id if (s := sessions[key_of(p)]) else None,
@@ -220,8 +219,8 @@ class FacilitationHandler:
             for pair in chunk:
                 params.extend(pair)
             rows = await tx.fetchall(
-                f"SELECT platform, author_id, opted_out, blocked FROM participants WHERE chat_id"  # noqa: S608 - placeholders only
-                f" = ? AND ({cond})",
+                "SELECT platform, author_id, opted_out, blocked FROM participants"  # noqa: S608 - placeholders only
+                f" WHERE chat_id = ? AND ({cond})",
                 params,
             )
             for row in rows:
@@ -424,9 +423,8 @@ class FacilitationHandler:
             session = self.schedule.session_at(post.created_at)
             await tx.execute(
                 "INSERT INTO safety_flags (chat_id, platform, remote_id, session_id, category,"
-                " reason,"
-                " score, signpost_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?)"
+                " reason, score, signpost_key, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (chat_id, platform, remote_id, category) DO NOTHING",
                 (
                     batch.chat_id,

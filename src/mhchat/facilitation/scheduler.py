@@ -249,9 +249,8 @@ class Scheduler:
         for platform, candidates in by_platform.items():
             budget = self.settings.reposts.budget.for_platform(platform)
             tallies = await tx.fetchall(
-                "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id"
-                " = ?"
-                " AND platform = ? GROUP BY author_id",
+                "SELECT author_id, COUNT(*) FROM session_reposts"
+                " WHERE chat_id = ? AND session_id = ? AND platform = ? GROUP BY author_id",
                 (chat_id, session.session_id, platform),
             )
             counts = {(platform, str(t[0])): int(t[1]) for t in tallies}

@@ -286,9 +286,8 @@ async def figures(tx: Tx, chat_id: str, session_id: str) -> SessionFigures:
         ),
         posts_by_platform=by_platform,
         threads=await one(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT platform, thread_root FROM posts WHERE chat_id"
-            " = ?"
-            " AND session_id = ?) AS threads",
+            "SELECT COUNT(*) FROM (SELECT DISTINCT platform, thread_root FROM posts"
+            " WHERE chat_id = ? AND session_id = ?) AS threads",
             p,
         ),
         first_timers=await one(

@@ -71,10 +71,9 @@ async def decide_welcomes(
         )
         used[slot] += 1
         reason = (
-            f"first post ever with #{hashtag} from this {post.platform} account: one welcome"
-            f" with the"
-            f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform} this"
-            f" session)"
+            f"first post from this {post.platform} account in #{hashtag}: one welcome with the"
+            f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform}"
+            " this session)"
         )
         if not post.mentions_host:
             reason += (
@@ -104,8 +103,8 @@ async def decide_welcomes(
     if rows:
         await tx.executemany(
             "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
-            " decided_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
+            " decided_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
             rows,
         )
     return decisions
