@@ -31,6 +31,8 @@ HOST = "mhchathost"
 PARTICIPANTS = ("alice", "bob", "carol")
 RATE_LIMITED = "dave"
 """An account whose createSession budget a test spends to the last point."""
+CONTRACT_HOST = "erin"
+"""The host account of the contract suite, whose every test logs in afresh."""
 
 
 _prepared: dict[str, Any] = {}
@@ -57,7 +59,9 @@ def atproto_network() -> Iterator[AtprotoNetwork]:
         if node is None:
             ensure_services()
             node = install()
-        network = start_network(node, [HOST, *PARTICIPANTS, RATE_LIMITED], rate_limits=True)
+        network = start_network(
+            node, [HOST, *PARTICIPANTS, RATE_LIMITED, CONTRACT_HOST], rate_limits=True
+        )
     except NetworkError as exc:
         pytest.fail(f"cannot run the local AT Protocol network: {exc}", pytrace=False)
     try:
@@ -122,7 +126,7 @@ async def bridge(
                 e.get("kind") == "commit"
                 and marker in str(e["commit"].get("record", {}).get("displayName", ""))
             ),
-            within=15,
+            within=30,
         )
         yield jetstream
     finally:

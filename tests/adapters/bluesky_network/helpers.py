@@ -87,7 +87,7 @@ def indexed_chain(thread: Any, length: int) -> bool:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 10.0, every: float = 0.1
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 20.0, every: float = 0.1
 ) -> T:
     """Call ``probe`` until it returns something other than None/False (appview indexing)."""
     async with asyncio.timeout(within):

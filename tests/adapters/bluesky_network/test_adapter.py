@@ -145,7 +145,7 @@ async def test_hashtag_post_arrives_once_through_jetstream(
     untagged = await bob.send_post("just chatting, no tag")
     post = await alice.send_post(tagged("A1 Sleep has been rough 😴 but today was kinder. "))
     marker = await bob.send_post(tagged("A1 me too "))
-    await sink.wait_for(lambda _: bool(posts_with(sink, marker.uri)), 15)
+    await sink.wait_for(lambda _: bool(posts_with(sink, marker.uri)), 20)
 
     (got,) = posts_with(sink, post.uri)
     assert got.platform == BLUESKY
@@ -273,9 +273,9 @@ async def test_participant_delete_becomes_post_deleted(
     adapter = make_adapter(sink)
     await adapter.start()
     post = await alice.send_post(tagged("A3 I would rather not have said that "))
-    await sink.wait_for(lambda _: bool(posts_with(sink, post.uri)), 15)
+    await sink.wait_for(lambda _: bool(posts_with(sink, post.uri)), 20)
     await alice.delete_post(post.uri)
-    await sink.wait_for(lambda _: any(d.remote_id == post.uri for d in deleted(sink)), 15)
+    await sink.wait_for(lambda _: any(d.remote_id == post.uri for d in deleted(sink)), 20)
     (gone,) = [d for d in deleted(sink) if d.remote_id == post.uri]
     assert gone.platform == BLUESKY
     assert gone.author_id == atproto_network.accounts["alice"].did
@@ -293,12 +293,12 @@ async def test_stream_drop_and_restart_with_saved_cursor_lose_nothing(
     adapter = make_adapter(first)
     await adapter.start()
     before = await alice.send_post(tagged("A4 before the drop "))
-    await first.wait_for(lambda _: bool(posts_with(first, before.uri)), 15)
+    await first.wait_for(lambda _: bool(posts_with(first, before.uri)), 20)
 
     # Jetstream goes away; a post lands while the adapter reconnects.
     bridge.drop_streams()
     during_drop = await bob.send_post(tagged("A4 during the drop "))
-    await first.wait_for(lambda _: bool(posts_with(first, during_drop.uri)), 15)
+    await first.wait_for(lambda _: bool(posts_with(first, during_drop.uri)), 20)
     assert adapter.counters["reconnects"] >= 1
     await adapter.stop()
     assert len(posts_with(first, during_drop.uri)) == 1
@@ -309,7 +309,7 @@ async def test_stream_drop_and_restart_with_saved_cursor_lose_nothing(
     restarted = make_adapter(second)
     await restarted.start()
     wanted = {p.uri for p in while_down}
-    await second.wait_for(lambda _: wanted <= set(second.remote_ids()), 15)
+    await second.wait_for(lambda _: wanted <= set(second.remote_ids()), 20)
     for post in while_down:
         assert len(posts_with(second, post.uri)) == 1
 
@@ -322,7 +322,7 @@ async def test_search_catch_up_finds_posts_made_while_down(
     adapter = make_adapter(sink)
     await adapter.start()
     seen = await alice.send_post(tagged("A6 seen live "))
-    await sink.wait_for(lambda _: bool(posts_with(sink, seen.uri)), 15)
+    await sink.wait_for(lambda _: bool(posts_with(sink, seen.uri)), 20)
     await adapter.stop()
 
     missed = await alice.send_post(tagged("A6 posted while down "))
@@ -339,7 +339,7 @@ async def test_search_catch_up_finds_posts_made_while_down(
     later = RecordingSink(host_state)
     restarted = make_adapter(later, max_replay_seconds=0)
     await restarted.start()
-    await later.wait_for(lambda _: bool(posts_with(later, missed.uri)), 15)
+    await later.wait_for(lambda _: bool(posts_with(later, missed.uri)), 20)
     (post,) = posts_with(later, missed.uri)
     assert post.author.handle == "alice.test"
     assert restarted.counters["search_posts"] >= 1
@@ -386,7 +386,7 @@ async def test_malformed_frames_are_skipped_and_counted(
         '{"did": "did:plc:x", "time_us": 1, "kind": "commit", "commit": "#MHChat"}'
     )
     post = await participants["bob"].send_post(tagged("A7 still here "))
-    await sink.wait_for(lambda _: bool(posts_with(sink, post.uri)), 15)
+    await sink.wait_for(lambda _: bool(posts_with(sink, post.uri)), 20)
     assert adapter.counters["malformed_frames"] == 2
     assert adapter.health().status is HealthStatus.OK
     assert ("malformed_frames", 2) in adapter.health().counters
@@ -441,9 +441,9 @@ async def test_firehose_source_reads_the_real_pds_and_resumes_from_its_seq(
     await bob.send_post("warming up")
     await _healthy(adapter)
     post = await alice.send_post(tagged("A8 through the repo firehose "))
-    await first.wait_for(lambda _: bool(posts_with(first, post.uri)), 15)
+    await first.wait_for(lambda _: bool(posts_with(first, post.uri)), 20)
     await alice.delete_post(post.uri)
-    await first.wait_for(lambda _: any(d.remote_id == post.uri for d in deleted(first)), 15)
+    await first.wait_for(lambda _: any(d.remote_id == post.uri for d in deleted(first)), 20)
     (got,) = posts_with(first, post.uri)
     assert got.version == post.cid
     assert got.author.handle == "alice.test"
@@ -454,6 +454,6 @@ async def test_firehose_source_reads_the_real_pds_and_resumes_from_its_seq(
     second = RecordingSink(host_state)
     restarted = make_adapter(second, **settings)
     await restarted.start()
-    await second.wait_for(lambda _: bool(posts_with(second, missed.uri)), 15)
+    await second.wait_for(lambda _: bool(posts_with(second, missed.uri)), 20)
     assert len(posts_with(second, missed.uri)) == 1
     assert int(host_state.values["firehose_cursor"]) > saved
