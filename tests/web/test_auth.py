@@ -155,3 +155,44 @@ def test_login_limiter_window_slides() -> None:
     limiter.failed("c")
     limiter.succeeded("c")
     assert limiter.retry_after("c") == 0
+
+
+class TestKeysAndHashes:
+    def test_session_key_from_the_environment_is_stable(self) -> None:
+        from cryptography.fernet import Fernet  # noqa: PLC0415
+
+        from mhchat.web.dashboard.security import fernet_key  # noqa: PLC0415
+
+        assert fernet_key("a passphrase of any length") == fernet_key("a passphrase of any length")
+        proper = Fernet.generate_key().decode()
+        assert fernet_key(proper) == proper.encode()
+        assert fernet_key(None) != fernet_key(None)  # generated per process when unset
+
+    def test_install_refuses_settings_without_credentials(self, tmp_path: Path) -> None:
+        import dataclasses  # noqa: PLC0415
+
+        from aiohttp import web  # noqa: PLC0415
+
+        from mhchat.runtime import Runtime  # noqa: PLC0415
+        from mhchat.testing import FakeClock  # noqa: PLC0415
+        from mhchat.web.dashboard import install_dashboard  # noqa: PLC0415
+
+        settings = dataclasses.replace(dashboard_settings(tmp_path), secrets={})
+        clock = FakeClock()
+        runtime = Runtime(settings=settings, clock=clock, started_at=clock.now())
+        with pytest.raises(ConfigError, match="no sign-in is set up"):
+            install_dashboard(web.Application(), runtime)
+
+    def test_hash_command_prints_a_hash_that_verifies(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from mhchat.web.dashboard import auth  # noqa: PLC0415
+        from mhchat.web.dashboard.settings import DashboardSettings  # noqa: PLC0415
+
+        monkeypatch.setattr("getpass.getpass", lambda _prompt: "a fine long password")
+        assert auth.main() == 0
+        printed = capsys.readouterr().out.strip()
+        assert printed.startswith("$argon2id$")
+        creds = auth.Credentials(DashboardSettings(enabled=True, password_hash=printed))
+        assert creds.check("a fine long password")
+        assert not creds.check("a fine long passwore")

@@ -89,7 +89,7 @@ def page(
         f'<link rel="stylesheet" href="{STATIC}/style.css">{tags}</head>'
         '<body><a class="skip" href="#main">Skip to content</a>'
         f'<header class="top"><p class="brand">MHChat dashboard</p>{nav}</header>'
-        f'<main id="main" tabindex="-1">{note}<p id="notice" class="flash" role="status" aria-live="polite" hidden></p>{body}</main>'
+        f'<main id="main" tabindex="-1">{note}<p id="notice" class="flash" role="status" aria-live="polite" tabindex="-1" hidden></p>{body}</main>'
         "</body></html>"
     )
 
@@ -253,7 +253,16 @@ def controls_panel(killed: bool, modes: dict[Purpose, Mode], token: str) -> str:
             f'<select id="mode-{purpose.value}" name="mode">{options}</select>'
             '<button type="submit">Set</button></form>'
         )
-    return f'<div class="kill">{kill}</div><h3>Modes per action</h3><div class="modes">{"".join(rows)}</div>'
+    summary = ", ".join(
+        f"{p.value.replace('_', ' ')}: {MODE_LABELS[modes.get(p, Mode.AUTO)].lower()}"
+        for p in Purpose
+        if modes.get(p, Mode.AUTO) is not Mode.AUTO
+    )
+    return (
+        f'<div class="kill">{kill}</div><details class="modes-box"><summary>Modes per action'
+        f"{' (' + e(summary) + ')' if summary else ''}</summary>"
+        f'<div class="modes">{"".join(rows)}</div></details>'
+    )
 
 
 def health_panel(items: Sequence[dict[str, Any]]) -> str:

@@ -166,8 +166,12 @@
     panel.querySelectorAll("textarea[data-dirty]").forEach((t) => { kept[t.dataset.keep] = t.value; });
     const focused = panel.contains(document.activeElement) && document.activeElement.id
       ? document.activeElement.id : null;
+    const opened = Array.from(panel.querySelectorAll("details[open]")).map((d) => d.className);
     const parsed = new DOMParser().parseFromString(html, "text/html");
     panel.replaceChildren(...parsed.body.childNodes);
+    panel.querySelectorAll("details").forEach((d) => {
+      if (opened.includes(d.className)) d.open = true;
+    });
     panel.querySelectorAll("textarea[data-keep]").forEach((t) => {
       if (kept[t.dataset.keep] !== undefined) { t.value = kept[t.dataset.keep]; t.dataset.dirty = "1"; }
     });
@@ -205,7 +209,10 @@
       let ok = resp.ok;
       try { const data = await resp.json(); message = data.message; ok = data.ok; } catch (e) { message = await resp.text(); }
       say(message, !ok);
+      const hadFocus = form.contains(document.activeElement);
       await refreshPanels();
+      // The form may be gone (the item was handled): keep the keyboard in a known place.
+      if (hadFocus && !document.body.contains(form)) notice.focus();
     } catch (err) {
       say("The dashboard could not reach the service: try again.", true);
     } finally {
