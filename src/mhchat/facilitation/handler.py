@@ -371,9 +371,8 @@ class FacilitationHandler:
                 continue
             await tx.executemany(
                 "INSERT INTO session_reposts (chat_id, session_id, platform, author_id,"
-                " remote_id, round,"
-                " decided_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (chat_id, platform,"
-                " remote_id) DO NOTHING",
+                " remote_id, round, decided_at) VALUES (?, ?, ?, ?, ?, 1, ?)"
+                " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
                 [
                     (
                         batch.chat_id,

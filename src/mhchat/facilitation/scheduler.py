@@ -185,8 +185,8 @@ class Scheduler:
                 now=now,
                 detail=(
                     f"not sent: it was due {late} minutes ago, more than the"
-                    f" {self.settings.schedule.lateness_minutes}-minute lateness allowed (the"
-                    f" service was not running)"
+                    f" {self.settings.schedule.lateness_minutes}-minute lateness allowed"
+                    " (the service was not running)"
                 ),
                 expect=(State.PENDING, State.AWAITING_APPROVAL),
             )
@@ -221,9 +221,8 @@ class Scheduler:
             " AND pa.platform = p.platform AND pa.author_id = p.author_id"
             " WHERE p.chat_id = ? AND p.session_id = ? AND p.is_own = 0 AND p.is_bot = 0"
             " AND p.triage = 'ok' AND pa.opted_out = 0 AND pa.blocked = 0 AND NOT EXISTS"
-            " (SELECT 1 FROM session_reposts r WHERE r.chat_id = p.chat_id AND r.platform ="
-            " p.platform"
-            " AND r.remote_id = p.remote_id)",
+            " (SELECT 1 FROM session_reposts r WHERE r.chat_id = p.chat_id"
+            " AND r.platform = p.platform AND r.remote_id = p.remote_id)",
             (chat_id, session.session_id),
         )
         blocked = self.settings.safety.blocklist
@@ -258,9 +257,8 @@ class Scheduler:
             chosen = fill_round(candidates, counts, budget - used)
             await tx.executemany(
                 "INSERT INTO session_reposts (chat_id, session_id, platform, author_id,"
-                " remote_id, round,"
-                " decided_at) VALUES (?, ?, ?, ?, ?, 2, ?) ON CONFLICT (chat_id, platform,"
-                " remote_id) DO NOTHING",
+                " remote_id, round, decided_at) VALUES (?, ?, ?, ?, ?, 2, ?)"
+                " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
                 [
                     (
                         chat_id,

@@ -94,8 +94,8 @@ def _dt(value: object) -> datetime:
 async def sessions(tx: Tx, chat_id: str, limit: int = 100) -> list[SessionRow]:
     rows = await tx.fetchall(
         "SELECT s.session_id, s.starts_at, s.ends_at, s.topic,"
-        " (SELECT COUNT(*) FROM posts p WHERE p.chat_id = s.chat_id AND p.session_id ="
-        " s.session_id)"
+        " (SELECT COUNT(*) FROM posts p"
+        " WHERE p.chat_id = s.chat_id AND p.session_id = s.session_id)"
         " FROM chat_sessions s WHERE s.chat_id = ? ORDER BY s.starts_at DESC LIMIT ?",
         (chat_id, limit),
     )
@@ -114,9 +114,8 @@ async def sessions(tx: Tx, chat_id: str, limit: int = 100) -> list[SessionRow]:
 _POST_SELECT = (
     "SELECT p.platform, p.remote_id, p.author_id, p.author_handle, p.text, p.created_at, p.url,"
     " p.thread_root, p.question_n, p.is_own, p.triage, p.note, pa.first_post_id"
-    " FROM posts p LEFT JOIN participants pa ON pa.chat_id = p.chat_id AND pa.platform ="
-    " p.platform"
-    " AND pa.author_id = p.author_id"
+    " FROM posts p LEFT JOIN participants pa ON pa.chat_id = p.chat_id"
+    " AND pa.platform = p.platform AND pa.author_id = p.author_id"
 )
 
 
@@ -184,11 +183,10 @@ async def safety_queue(
     state_cond = "" if include_handled else " AND f.state = 'open'"
     rows = await tx.fetchall(
         "SELECT f.id, f.platform, f.remote_id, f.session_id, f.category, f.reason, f.state,"  # noqa: S608 - placeholders only
-        " f.created_at,"
-        " f.expires_at, p.text, p.url, p.author_handle, f.signpost_key, a.state, a.payload"
+        " f.created_at, f.expires_at, p.text, p.url, p.author_handle, f.signpost_key, a.state, a.payload"
         " FROM safety_flags f"
-        " LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.platform = f.platform AND p.remote_id"
-        " = f.remote_id"
+        " LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.platform = f.platform"
+        " AND p.remote_id = f.remote_id"
         " LEFT JOIN actions a ON a.key = f.signpost_key"
         f" WHERE f.chat_id = ? AND f.expires_at > ?{state_cond}"
         " ORDER BY CASE f.category WHEN 'crisis' THEN 0 WHEN 'abuse' THEN 1 ELSE 2 END,"
@@ -244,8 +242,8 @@ async def figures(tx: Tx, chat_id: str, session_id: str) -> SessionFigures:
     by_platform = {
         str(r[0]): int(r[1])
         for r in await tx.fetchall(
-            "SELECT platform, COUNT(*) FROM posts WHERE chat_id = ? AND session_id = ? AND is_own"
-            " = 0"
+            "SELECT platform, COUNT(*) FROM posts"
+            " WHERE chat_id = ? AND session_id = ? AND is_own = 0"
             " GROUP BY platform",
             p,
         )
@@ -272,16 +270,15 @@ async def figures(tx: Tx, chat_id: str, session_id: str) -> SessionFigures:
     deletions = 0
     if session is not None:
         deletions = await one(
-            "SELECT COUNT(*) FROM tombstones WHERE chat_id = ? AND deleted_at >= ? AND deleted_at"
-            " < ?",
+            "SELECT COUNT(*) FROM tombstones"
+            " WHERE chat_id = ? AND deleted_at >= ? AND deleted_at < ?",
             (chat_id, str(session[0]), str(session[1])),
         )
     return SessionFigures(
         session_id=session_id,
         participants=await one(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT platform, author_id FROM posts WHERE chat_id ="
-            " ?"
-            " AND session_id = ? AND is_own = 0) AS people",
+            "SELECT COUNT(*) FROM (SELECT DISTINCT platform, author_id FROM posts"
+            " WHERE chat_id = ? AND session_id = ? AND is_own = 0) AS people",
             p,
         ),
         posts_by_platform=by_platform,
@@ -292,8 +289,8 @@ async def figures(tx: Tx, chat_id: str, session_id: str) -> SessionFigures:
         ),
         first_timers=await one(
             "SELECT COUNT(*) FROM posts p JOIN participants pa ON pa.chat_id = p.chat_id AND"
-            " pa.platform = p.platform AND pa.author_id = p.author_id AND pa.first_post_id ="
-            " p.remote_id"
+            " pa.platform = p.platform AND pa.author_id = p.author_id"
+            " AND pa.first_post_id = p.remote_id"
             " WHERE p.chat_id = ? AND p.session_id = ?",
             p,
         ),
