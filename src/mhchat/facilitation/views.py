@@ -183,7 +183,8 @@ async def safety_queue(
     state_cond = "" if include_handled else " AND f.state = 'open'"
     rows = await tx.fetchall(
         "SELECT f.id, f.platform, f.remote_id, f.session_id, f.category, f.reason, f.state,"  # noqa: S608 - placeholders only
-        " f.created_at, f.expires_at, p.text, p.url, p.author_handle, f.signpost_key, a.state, a.payload"
+        " f.created_at, f.expires_at, p.text, p.url, p.author_handle, f.signpost_key,"
+        " a.state, a.payload"
         " FROM safety_flags f"
         " LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.platform = f.platform"
         " AND p.remote_id = f.remote_id"
