@@ -144,7 +144,7 @@ class JetStreamBus:
             f"{self.settings.subject_prefix}.{self.chat_id}.{subject_token(platform, 'platform')}"
         )
 
-    async def put(self, envelope: Envelope, timeout: float | None = None) -> None:  # noqa: ASYNC109 - the Bus protocol's signature
+    async def put(self, envelope: Envelope, timeout: float | None = None) -> None:
         if self._closed:
             raise BusClosed("mhchat is shutting down")
         started = time.monotonic()
@@ -232,15 +232,28 @@ class JetStreamBus:
         return self._sub
 
     async def get_batch(self, max_events: int) -> list[Envelope]:
-        sub = await self._subscription()
         while True:
             try:
+                sub = await self._subscription()
                 msgs = await sub.fetch(batch=max_events, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except (nats.errors.Error, nats.js.errors.Error) as exc:
+                # The connection is reconnecting, or the subscription broke when a fetch was
+                # cancelled: subscribe again; nothing is lost, the stream keeps the events.
+                log.warning("bus_fetch_failed", error_type=type(exc).__name__)
+                await self._reset_subscription()
+                await asyncio.sleep(0.5)
                 continue
             batch = [env for msg in msgs if (env := await self._envelope(msg)) is not None]
             if batch:
                 return batch
+
+    async def _reset_subscription(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _envelope(self, msg: Msg) -> Envelope | None:
         with contextlib.suppress(Exception):
@@ -254,7 +267,7 @@ class JetStreamBus:
             event = decode_event(msg.data)
         except EventDecodeError as exc:
             # A message no version of mhchat could store: take it out rather than loop on it.
-            log.error(  # noqa: TRY400 - no traceback: the message text may hold post text
+            log.error(  # no traceback: the message text may hold post text
                 "bus_message_unreadable", subject=msg.subject, error=str(exc)[:200]
             )
             self.stats.extra["unreadable"] = self.stats.extra.get("unreadable", 0) + 1

@@ -250,7 +250,12 @@ class LeaseManager:
         now = self.now()
         if duty.task is not None and duty.task.done():
             # The body ended (crash or lease lost inside it): hand the duty back to the pool.
-            what = "crashed" if not duty.task.cancelled() and duty.task.exception() else "ended"
+            error = None if duty.task.cancelled() else duty.task.exception()
+            what = "crashed" if error is not None else "ended"
+            if error is not None:
+                log.error(
+                    "duty_crashed", duty=duty.name, error_type=type(error).__name__, exc_info=error
+                )
             if duty.lease is not None:
                 await self.store.release(duty.lease, now)
             await self._lose(duty, what)
@@ -270,7 +275,7 @@ class LeaseManager:
         duty.takeovers += 1
         fence = Fence(self.store, lease, self.now)
         duty.task = asyncio.create_task(duty.body(fence), name=f"duty.{duty.name}")
-        log.info("lease_acquired", duty=duty.name, token=lease.token)
+        log.info("lease_acquired", duty=duty.name, term=lease.token)
         await self._emit(DutyEvent(duty.name, "acquired", lease.token, now))
 
     async def _lose(self, duty: _Duty, what: str) -> None:
@@ -281,7 +286,7 @@ class LeaseManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        log.warning("lease_given_up", duty=duty.name, why=what, token=token)
+        log.warning("lease_given_up", duty=duty.name, why=what, term=token)
         await self._emit(DutyEvent(duty.name, what, token, self.now()))
 
     async def _emit(self, event: DutyEvent) -> None:

@@ -322,14 +322,12 @@ def platform_duty(runtime: Runtime, name: str) -> DutyBody:
         assert runtime.controls is not None
         await adapter.start()
         slot.started = True
-        log.info("adapter_started", platform=name, token=fence.token)
+        log.info("adapter_started", platform=name, term=fence.token)
         try:
             unknown = await recover(
                 db, runtime.clock, chat_id=settings.chat.chat_id, platform=name
             )
-            if unknown:
-                log.warning("actions_with_unknown_outcome", platform=name, count=len(unknown))
-            slot.sender = Sender(
+            sender = Sender(
                 platform=name,
                 adapter=adapter,
                 db=db,
@@ -340,16 +338,21 @@ def platform_duty(runtime: Runtime, name: str) -> DutyBody:
                 chat_id=settings.chat.chat_id,
                 fence=fence,
             )
-            await slot.sender.run()
+            slot.sender = sender
+            # Left unknown by the previous holder: ask the platform; what it cannot confirm
+            # stays unknown for a facilitator, never sent again blindly.
+            for row in unknown:
+                await sender.check_unknown(row)
+            if unknown:
+                log.warning("actions_with_unknown_outcome", platform=name, count=len(unknown))
+            await sender.run()
         finally:
             slot.sender = None
             slot.started = False
             try:
                 await adapter.stop()
             except Exception as exc:  # noqa: BLE001 - the lease is handed back regardless
-                log.error(  # noqa: TRY400 - a traceback could carry secrets
-                    "adapter_stop_failed", platform=name, error_type=type(exc).__name__
-                )
+                log.error("adapter_stop_failed", platform=name, error_type=type(exc).__name__)
 
     return body
 
