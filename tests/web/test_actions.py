@@ -236,3 +236,28 @@ class TestLedgerDecisions:
         assert retry_key in performed
         assert confirm_key not in performed
         assert drop_key not in performed
+
+
+async def test_plain_forms_work_without_the_page_script(rig: Rig) -> None:
+    """A browser without JavaScript posts the form and is sent back with a message."""
+    csrf = await rig.sign_in()
+    resp = await rig.client.post(
+        "/dashboard/controls/kill", data={"csrf_token": csrf, "value": "on"}, allow_redirects=False
+    )
+    assert resp.status == 303
+    assert resp.headers["Location"] == "/dashboard/#controls"
+    page = await (await rig.client.get("/dashboard/")).text()
+    assert "Every sender is stopped." in page
+    assert "Start senders again" in page
+    again = await (await rig.client.get("/dashboard/")).text()
+    assert "Every sender is stopped." not in again  # the message is shown once
+
+
+async def test_an_empty_reply_is_refused(rig: Rig) -> None:
+    csrf = await rig.sign_in()
+    await rig.inject(make_post("c9", author="fay", text=CRISIS))
+    flag_id = (await rig.rows("SELECT id FROM safety_flags"))[0][0]
+    status, body = await post_form(rig, f"/dashboard/flags/{flag_id}/approve", csrf, text="  ")
+    assert status == 409
+    assert "empty" in body["message"]
+    assert await state_of(rig, "signpost:fake:c9") == "awaiting_approval"

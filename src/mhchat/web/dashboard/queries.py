@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mhchat import ledger
@@ -256,7 +256,9 @@ async def activity(tx: Tx, chat_id: str, session_id: str) -> dict[str, Any]:
         (chat_id, session_id),
     ):
         reposts[_minute(decided)] += 1
-    minutes = sorted({m for series in per_platform.values() for m in series} | set(reposts))
+    minutes = _every_minute(
+        sorted({m for series in per_platform.values() for m in series} | set(reposts))
+    )
     return {
         "session": session_id,
         "minutes": minutes,
@@ -267,6 +269,24 @@ async def activity(tx: Tx, chat_id: str, session_id: str) -> dict[str, Any]:
         "first_timers": _cumulative([first_timers.get(m, 0) for m in minutes]),
         "reposts": _cumulative([reposts.get(m, 0) for m in minutes]),
     }
+
+
+MAX_MINUTES = 24 * 60
+
+
+def _every_minute(seen: list[str]) -> list[str]:
+    """Every minute from the first to the last with activity, so the time axis is even."""
+    if not seen:
+        return []
+    try:
+        first = datetime.fromisoformat(seen[0])
+        last = datetime.fromisoformat(seen[-1])
+    except ValueError:
+        return seen
+    count = int((last - first).total_seconds() // 60) + 1
+    if count > MAX_MINUTES:
+        return seen
+    return [(first + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(count)]
 
 
 def _cumulative(values: list[int]) -> list[int]:

@@ -330,6 +330,8 @@ class Dashboard:
             raise ActionRefused("The reply is no longer waiting for approval.")
         action = found.action
         text = text.replace("\r\n", "\n").strip()
+        if not text:
+            raise ActionRefused("The reply is empty: write the reply, or dismiss the flag.")
         if isinstance(action, Reply) and text and text != action.text:
             limit = limit_for(action.platform)
             if limit.measure(text) > limit.maximum:
