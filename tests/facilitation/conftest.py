@@ -16,7 +16,7 @@ from mhchat.facilitation.handler import FacilitationHandler
 from mhchat.facilitation.settings import FacilitationSettings, parse_facilitation
 from mhchat.ingest import IngestWorker
 from mhchat.ledger import Mode
-from mhchat.store.db import SqliteDatabase
+from mhchat.store.db import Database, SqliteDatabase
 from mhchat.store.posts import StoredBatch
 from mhchat.testing import FakeClock
 
@@ -33,7 +33,7 @@ def settings_from(doc: dict[str, Any] | None = None) -> FacilitationSettings:
 
 @dataclass
 class Harness:
-    db: SqliteDatabase
+    db: Database
     clock: FakeClock
     handler: FacilitationHandler
     worker: IngestWorker
@@ -47,10 +47,11 @@ class Harness:
 
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         async with self.db.read() as tx:
-            return await tx.fetchall(sql, params)
+            rows: list[tuple[Any, ...]] = await tx.fetchall(sql, params)
+        return rows
 
 
-async def add_chat(db: SqliteDatabase, chat_id: str = "default") -> None:
+async def add_chat(db: Database, chat_id: str = "default") -> None:
     async with db.write() as tx:
         await tx.execute(
             "INSERT INTO chats (chat_id, hashtag, created_at) VALUES (?, ?, ?)"
@@ -60,7 +61,7 @@ async def add_chat(db: SqliteDatabase, chat_id: str = "default") -> None:
 
 
 def make_harness(
-    db: SqliteDatabase,
+    db: Database,
     clock: FakeClock,
     settings: FacilitationSettings | None = None,
     modes: dict[Purpose, Mode] | None = None,

@@ -16,7 +16,7 @@ from mhchat.facilitation import views
 from mhchat.facilitation.questions import parse_questions
 from mhchat.facilitation.scheduler import Scheduler
 from mhchat.ledger import Mode
-from mhchat.store.db import SqliteDatabase
+from mhchat.store.db import Database, SqliteDatabase
 from mhchat.testing import FakeClock, make_post
 
 from .conftest import START, Harness, add_chat, make_harness, settings_from
@@ -252,6 +252,11 @@ def batches(script: Script, size: int = 25) -> list[list[Post]]:
 
 @pytest.fixture
 async def played(db: SqliteDatabase) -> tuple[Harness, Script]:
+    return await play(db)
+
+
+async def play(db: Database) -> tuple[Harness, Script]:
+    """Run the scripted session through ingest and the scheduler on a migrated database."""
     await add_chat(db)
     settings = settings_from({"reposts": {"budget": BUDGETS}, "welcomes": {"budget": 100}})
     clock = FakeClock(START - timedelta(minutes=10))
