@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
 
 from mhchat.web.dashboard import DASHBOARD, DASHBOARD_APP
 from mhchat.web.dashboard.live import Client, LiveHub
@@ -123,3 +124,21 @@ async def test_post_text_is_never_logged(rig: Rig, capsys: Any) -> None:
     resp.close()
     out = capsys.readouterr()
     assert "zebra-quartz" not in out.out + out.err
+
+
+async def test_installing_twice_mounts_one_dashboard(tmp_path: Any) -> None:
+    from mhchat.service import build_service  # noqa: PLC0415
+    from mhchat.web.dashboard import install_dashboard  # noqa: PLC0415
+    from mhchat.web.keys import RUNTIME  # noqa: PLC0415
+
+    from .conftest import dashboard_settings  # noqa: PLC0415
+
+    app = await build_service(
+        dashboard_settings(tmp_path), extra_hooks=[install_dashboard, install_dashboard]
+    )
+    runtime = app[RUNTIME]
+    async with TestClient(TestServer(app)) as client:
+        assert len([r for r in app.router.resources() if "dashboard" in str(r)]) == 1
+        assert len(runtime.observers) == 1
+        assert [n for n, _ in runtime.components].count("dashboard-live") == 1
+        assert (await client.get("/dashboard/login")).status == 200

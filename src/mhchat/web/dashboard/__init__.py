@@ -28,6 +28,8 @@ DASHBOARD_APP = web.AppKey("dashboard_app", web.Application)
 
 
 def install_dashboard(app: web.Application, runtime: Runtime) -> None:
+    if DASHBOARD_APP in app:
+        return  # installed already (by the service's hooks and again by a caller)
     settings, problems = parse_dashboard(runtime.settings)
     if not settings.enabled:
         return
