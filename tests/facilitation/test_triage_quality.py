@@ -1,9 +1,11 @@
 """The safety step measured on labelled examples: crisis recall and false flags.
 
-Four files under data/: ``triage_labelled``, ``triage_heldout`` and ``triage_unseen`` were
-written and then used to tune the lexicon (so their figures are in-sample); ``triage_fresh``
-was written after the last change to the lexicon and never used to tune it: its recall is the
-honest estimate of how the phrase lexicon does on wording it has not seen.
+Files under data/ were written in rounds. ``triage_labelled``, ``triage_heldout``,
+``triage_unseen`` and ``triage_fresh`` were each written, measured, and then used to tune the
+lexicon, so their figures are in-sample. ``triage_fresh2`` was written after the last round and
+measured before anything was learnt from it (it then led to dropping a few over-general pair
+terms that raised false flags; no phrase was added for its misses): its recall is the honest
+estimate for wording the lexicon has not seen.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from mhchat.facilitation.triage import Triage, Verdict, load_lexicon
 from mhchat.facilitation.triage.classifier import TriageInput
 
 DATA = Path(__file__).parent / "data"
-TUNED = ("triage_labelled", "triage_heldout", "triage_unseen")
+TUNED = ("triage_labelled", "triage_heldout", "triage_unseen", "triage_fresh")
+FRESH = ("triage_fresh2",)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def measure(names: tuple[str, ...]) -> Figures:
 def test_the_labelled_set_is_a_few_hundred_lines_in_several_languages() -> None:
     rows = [
         json.loads(line)
-        for name in (*TUNED, "triage_fresh")
+        for name in (*TUNED, *FRESH)
         for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines()
     ]
     assert len(rows) >= 400
@@ -76,7 +79,7 @@ def test_false_flags_on_ordinary_posts_under_five_percent_and_high_recall_in_sam
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tuned = measure(TUNED)
-    fresh = measure(("triage_fresh",))
+    fresh = measure(FRESH)
     with capsys.disabled():
         print(
             f"\ntriage (tuning sets): crisis recall {tuned.found}/{tuned.crisis} ="
