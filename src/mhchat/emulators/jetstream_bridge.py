@@ -76,8 +76,23 @@ class _Filter:
         )
 
 
+# CIDv1, codec raw (0x55) or dag-cbor (0x71), sha2-256 multihash of 32 bytes: every link in
+# atproto records has this binary form.
+_CID_PREFIXES = (b"\x01\x55\x12\x20", b"\x01\x71\x12\x20")
+_CID_LENGTH = 36
+
+
+def _is_cid(value: bytes | bytearray) -> bool:
+    return len(value) == _CID_LENGTH and bytes(value[:4]) in _CID_PREFIXES
+
+
 def to_json_value(value: Any) -> Any:
-    """DAG-CBOR data model -> atproto JSON: links become ``$link``, bytes become ``$bytes``."""
+    """DAG-CBOR data model -> atproto JSON: links become ``$link``, bytes become ``$bytes``.
+
+    The SDK's decoder (libipld) hands a link (CBOR tag 42) over as the CID's raw bytes, so a
+    byte string with exactly a CID's binary form is taken as a link. Records hold links (blob
+    refs) far more often than raw bytes, and a real byte string of that exact shape is unlikely.
+    """
     if isinstance(value, dict):
         return {str(k): to_json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -85,6 +100,8 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, CID):
         return {"$link": str(value)}
     if isinstance(value, bytes | bytearray):
+        if _is_cid(value):
+            return {"$link": str(CID.from_decoded_bytes(bytes(value)))}
         return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
     return value
 
