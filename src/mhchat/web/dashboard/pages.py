@@ -9,6 +9,7 @@ from aiohttp import web
 from mhchat import transcript
 from mhchat.facilitation import views
 from mhchat.store.db import Tx
+from mhchat.web.dashboard import panels as fragments
 from mhchat.web.dashboard import queries, render
 from mhchat.web.dashboard.security import WHO, csrf_token, get_session, sign_in, signed_in
 from mhchat.web.dashboard.state import DashboardState, dumps
@@ -75,14 +76,14 @@ class Pages(DashboardState):
         approvals = [r for r in lists["approvals"] if r.key not in hidden]
         controls = rt.controls
         panels = {
-            "queue": render.safety_panel(flags, token),
-            "approvals": render.approvals_panel(approvals, set(), token),
-            "unknown": render.unknown_panel(lists["unknown"], token),
-            "controls": render.controls_panel(
+            "queue": fragments.safety_panel(flags, token),
+            "approvals": fragments.approvals_panel(approvals, set(), token),
+            "unknown": fragments.unknown_panel(lists["unknown"], token),
+            "controls": fragments.controls_panel(
                 controls.killed if controls else False, rt.modes, token
             ),
-            "health": render.health_panel(queries.health(rt)),
-            "decisions": render.decisions_panel(recent),
+            "health": fragments.health_panel(queries.health(rt)),
+            "decisions": fragments.decisions_panel(recent),
         }
         counts = {
             "queue": len(flags),
