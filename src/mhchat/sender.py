@@ -252,8 +252,10 @@ async def recover(
     now = clock.now()
     scope: str = ""
     params: tuple[str, ...] = ()
-    if chat_id is not None and platform is not None:
-        scope, params = " AND chat_id = ? AND platform = ?", (chat_id, platform)
+    if chat_id is not None:
+        scope, params = " AND chat_id = ?", (chat_id,)
+    if platform is not None:
+        scope, params = scope + " AND platform = ?", (*params, platform)
     async with db.write() as tx:
         rows = await tx.fetchall(
             "SELECT id FROM actions WHERE state = ?" + scope,  # noqa: S608 - constant text

@@ -7,17 +7,20 @@ bare core (used by tests of the core).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
 import mhchat.facilitation.settings  # noqa: F401 - registers the [schedule]/[safety] checks
+import mhchat.web.dashboard.settings  # noqa: F401 - registers the [dashboard] check
+from mhchat.chats import build_deployment, has_many_chats, parse_chats
 from mhchat.clock import Clock
 from mhchat.config import Settings
 from mhchat.facilitation.handler import FacilitationHandler
 from mhchat.facilitation.scheduler import Scheduler
 from mhchat.facilitation.settings import facilitation_settings
 from mhchat.runtime import Runtime
+from mhchat.store.db import Database
 from mhchat.web.app import AppHook, add_component, build_app
 
 
@@ -51,7 +54,9 @@ def install_facilitation(app: web.Application, runtime: Runtime) -> None:
 
 def service_hooks() -> list[AppHook]:
     """Every part of the service beyond the core, in the order they are installed."""
-    hooks: list[AppHook] = [install_facilitation]
+    from mhchat.web.dashboard import install_dashboard  # noqa: PLC0415 - imports aiohttp-session
+
+    hooks: list[AppHook] = [install_facilitation, install_dashboard]
     return hooks
 
 
@@ -60,5 +65,15 @@ async def build_service(
     *,
     clock: Clock | None = None,
     extra_hooks: Sequence[AppHook] = (),
+    shared_database: Callable[[], Database] | None = None,
 ) -> web.Application:
-    return await build_app(settings, clock=clock, hooks=[*service_hooks(), *extra_hooks])
+    if has_many_chats(settings.raw):
+        # [[chats]]: one runtime per chat in this process (mhchat.chats).
+        chats = parse_chats(settings.raw, settings.secrets, source=settings.source)
+        return await build_deployment(chats, clock=clock, extra_hooks=extra_hooks)
+    return await build_app(
+        settings,
+        clock=clock,
+        hooks=[*service_hooks(), *extra_hooks],
+        shared_database=shared_database,
+    )

@@ -104,6 +104,7 @@ async def build_app(
     clock: Clock | None = None,
     http: aiohttp.ClientSession | None = None,
     hooks: list[AppHook] | None = None,
+    shared_database: Callable[[], Database] | None = None,
 ) -> web.Application:
     """Build the application and construct the configured adapters."""
     clock = clock or SystemClock()
@@ -164,11 +165,13 @@ async def build_app(
             await session.close()
 
     async def database_ctx(_app: web.Application) -> AsyncIterator[None]:
-        db = await open_database(settings.database)
+        # Several chats in one process share one database, opened and migrated once.
+        db = shared_database() if shared_database else await open_database(settings.database)
         runtime.db = db
         try:
-            report = await migrate(db)
-            log.info("schema_ready", version=report.current, applied=list(report.applied))
+            if shared_database is None:
+                report = await migrate(db)
+                log.info("schema_ready", version=report.current, applied=list(report.applied))
             runtime.controls = Controls(db, settings.chat.chat_id, runtime.modes)
             await runtime.controls.load()
             await ensure_chat(db, settings.chat.chat_id, settings.chat.hashtag, clock.now())
@@ -177,12 +180,13 @@ async def build_app(
                 # never here, where another instance may be sending right now.
                 runtime.leases = await lease_manager(runtime, db)
             else:
-                unknown = await recover(db, clock)
+                unknown = await recover(db, clock, chat_id=settings.chat.chat_id)
                 if unknown:
                     log.warning("actions_with_unknown_outcome", count=len(unknown))
             yield
         finally:
-            await db.close()
+            if shared_database is None:
+                await db.close()
             runtime.db = None
 
     async def ingest_ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -266,6 +270,7 @@ async def build_app(
                 controls=runtime.controls,
                 min_interval=settings.sender.min_interval_seconds,
                 poll_seconds=settings.sender.poll_seconds,
+                chat_id=settings.chat.chat_id,
             )
             _ = spawn(runtime, f"sender.{name}", slot.sender.run())
         yield
