@@ -275,3 +275,11 @@ def test_check_config_warns_about_numbers_due_for_review(
     assert "is valid" in out
     assert "Warnings" in out
     assert "last checked on 2020-01-01" in out
+
+
+def test_a_broken_questions_file_is_a_configuration_problem(tmp_path: Path) -> None:
+    path = tmp_path / "questions.toml"
+    path.write_text("[default\n")
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"questions": {"file": str(path)}}, {})
+    assert any("is not valid TOML" in p for p in err.value.problems)

@@ -3,7 +3,9 @@ and the scheduler expires stale items after downtime instead of bursting them.""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mhchat.actions import Purpose
 from mhchat.facilitation.questions import parse_questions
@@ -190,3 +192,33 @@ async def published(db: SqliteDatabase) -> list[str]:
 
 async def states_by_key(db: SqliteDatabase) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in await db_rows(db, "SELECT key, state FROM actions")}
+
+
+class TestQuestionsFileEdits:
+    """The host edits the questions file during the week: the next tick uses the new text."""
+
+    async def test_an_edited_file_is_read_again_and_a_broken_one_keeps_the_last_good(
+        self, db: SqliteDatabase, tmp_path: Path
+    ) -> None:
+        await add_chat(db)
+        path = tmp_path / "questions.toml"
+        path.write_text(_questions_toml("How are you?"))
+        settings = settings_from({"questions": {"file": str(path)}})
+        clock = FakeClock(utc(2026, 11, 25, 20, 5))
+        scheduler = Scheduler(
+            db=db, clock=clock, settings=settings, modes={}, platforms=["x"], interval_seconds=15
+        )
+        path.write_text(_questions_toml("How has your week been?"))
+        os.utime(path, ns=(1, 2_000_000_000))  # a new modification time, whatever the clock
+        await scheduler.tick()
+        payload = await db_rows(
+            db, "SELECT payload FROM actions WHERE key = 'question:2026-11-25:1:x'"
+        )
+        assert "How has your week been?" in str(payload[0][0])
+        path.write_text("this is [not toml")
+        os.utime(path, ns=(1, 3_000_000_000))
+        assert scheduler.questions.default.questions[0].text == "How has your week been?"
+
+
+def _questions_toml(q1: str) -> str:
+    return f'[default]\n[[default.questions]]\nn = 1\noffset_minutes = 5\ntext = "{q1}"\n'

@@ -26,7 +26,7 @@ Questions go out as ``Q<n>: <text> #<hashtag>``; participants answer with ``A<n>
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -360,3 +360,40 @@ def preview(
             lines.append(f"          {platform} ({limit.measure(text)}/{limit.maximum}): {text}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+class QuestionsSource:
+    """The host's questions file, read again when it changes (no restart needed).
+
+    A file that no longer parses keeps the last good version in use, and says so once.
+    """
+
+    def __init__(
+        self, path: Path | None, *, on_problem: Callable[[list[str]], None] | None = None
+    ) -> None:
+        self.path = path
+        self.on_problem = on_problem
+        self._stamp: tuple[int, int] | None = None
+        self._current = load_questions(path)
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size)
+
+    def current(self) -> QuestionsFile:
+        stamp = self._stat()
+        if stamp is None or stamp == self._stamp:
+            return self._current
+        self._stamp = stamp
+        try:
+            self._current = load_questions(self.path)
+        except ConfigError as exc:
+            if self.on_problem is not None:
+                self.on_problem(exc.problems)
+        return self._current

@@ -24,8 +24,8 @@ from mhchat.facilitation.handler import repost_decision
 from mhchat.facilitation.questions import (
     Item,
     QuestionsFile,
+    QuestionsSource,
     audience_times,
-    load_questions,
     session_items,
 )
 from mhchat.facilitation.reposts import Candidate, fill_round, reason_for
@@ -67,9 +67,25 @@ class Scheduler:
         self.schedule = Schedule(settings.schedule)
         self.modes = modes
         self.platforms = list(platforms)
-        self.questions = questions or load_questions(settings.questions.file)
+        self._fixed = questions
+        self._source = (
+            None
+            if questions is not None
+            else QuestionsSource(settings.questions.file, on_problem=self._questions_problem)
+        )
         self.interval = interval_seconds
         self.on_decided = on_decided
+
+    @property
+    def questions(self) -> QuestionsFile:
+        if self._fixed is not None:
+            return self._fixed
+        assert self._source is not None
+        return self._source.current()
+
+    def _questions_problem(self, problems: list[str]) -> None:
+        # Problems name sections and settings, never a question's text.
+        log.warning("questions_file_invalid_keeping_last_good", problems=len(problems))
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried at the next interval."""

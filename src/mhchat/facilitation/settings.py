@@ -346,6 +346,22 @@ def _check(settings: Settings) -> list[str]:
     ):
         if path is not None and not path.is_file():
             problems.append(f"{label} names {path}, which does not exist.")
+    if problems:
+        return problems
+    # The files themselves: a broken one is found now, not at 20:05 on a Wednesday.
+    from mhchat.facilitation.questions import load_questions  # noqa: PLC0415 - avoids a cycle
+    from mhchat.facilitation.templates import load_templates  # noqa: PLC0415
+    from mhchat.facilitation.triage.lexicon import load_lexicon  # noqa: PLC0415
+
+    for load, path in (
+        (load_questions, parsed.questions.file),
+        (load_templates, parsed.welcomes.templates),
+        (load_lexicon, parsed.safety.lexicon),
+    ):
+        try:
+            load(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return problems
 
 
