@@ -5,15 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import sys
 from pathlib import Path
 
+from bench.archive import bench_archive
 from bench.core_ingest import bench_core_ingest
+from bench.ingest import bench_ingest
+from bench.jetstream import bench_jetstream
+from bench.latency import bench_latency
+from bench.machine import machine
 from bench.table import Result, print_table
+from bench.webhooks import bench_webhooks
 
 BENCHMARKS = {
     "core-ingest": bench_core_ingest,
+    "ingest": bench_ingest,
+    "latency": bench_latency,
+    "webhooks": bench_webhooks,
+    "jetstream": bench_jetstream,
+    "archive": bench_archive,
 }
 
 
@@ -33,7 +43,7 @@ def main() -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+            "machine": machine(),
             "short": args.short,
             "results": [r.as_dict() for r in results],
         }

@@ -1,0 +1,145 @@
+"""Benchmark 3: signed Facebook webhook POSTs/s the real service accepts, beside bare aiohttp.
+
+The service (``build_service`` with the Facebook adapter) runs in its own process on
+127.0.0.1; ``wrk`` (Debian's package) posts pre-signed, distinct one-comment deliveries over 32
+connections. A delivery is accepted when the service answers 200, which it does only after
+the comment is stored and decided on (the adapter waits for the ingest commit, so Meta
+redelivers anything not stored). The limit is a bare aiohttp handler that reads the body and
+answers 200, in its own process, under the same load generator, in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import ROOT
+from bench.payloads import facebook_bodies, signed
+from bench.table import Result
+
+CONNECTIONS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(kind: str, port: int, db: Path | None, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), str(ROOT / "src"), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
+    )
+    args = [sys.executable, "-m", "bench.serve", kind, str(port)]
+    if db is not None:
+        args.append(str(db))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{kind} server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_wrk(port: int, requests_file: Path, seconds: int) -> tuple[float, int, int]:
+    """Returns (accepted requests/s, accepted, refused or failed)."""
+    env = dict(os.environ, MHCHAT_BENCH_REQUESTS=str(requests_file))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "bench" / "wrk_webhook.lua"),
+            f"http://127.0.0.1:{port}/webhooks/facebook",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if total is None:
+        raise RuntimeError(f"unexpected wrk output: {out}")
+    count = int(total.group(1))
+    duration = float(total.group(2)) / (1000 if total.group(3) == "ms" else 1)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    refused = int(bad.group(1)) if bad else 0
+    failed = sum(int(g) for g in errors.groups()) if errors else 0
+    accepted = count - refused
+    return accepted / duration, accepted, refused + failed
+
+
+async def bench_webhooks(*, short: bool) -> list[Result]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    seconds = 3 if short else 10
+    n = 15_000 if short else 80_000
+    bodies = facebook_bodies(n, 1, authors=5000)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        requests_file = folder / "requests.tsv"
+        with requests_file.open("w") as f:
+            for body in bodies:
+                f.write(f"{signed(body)}\t{body.decode()}\n")
+        port = free_port()
+        bare = start_server("bare", port, None, folder / "bare.log")
+        try:
+            bare_rate, _, _ = run_wrk(port, requests_file, seconds)
+        finally:
+            stop_server(bare)
+        port = free_port()
+        db = folder / "service.db"
+        service = start_server("service", port, db, folder / "service.log")
+        try:
+            rate, accepted, refused = run_wrk(port, requests_file, seconds)
+        finally:
+            stop_server(service)
+        conn = sqlite3.connect(db)
+        stored = int(conn.execute("SELECT count(*) FROM posts").fetchone()[0])
+        conn.close()
+    if stored < min(accepted, n) * 0.99:
+        raise RuntimeError(f"{accepted} deliveries accepted but {stored} comments stored")
+    return [
+        Result(
+            name=f"3. webhooks: signed Facebook POSTs accepted by the service ({accepted:,} ok,"
+            f" {refused:,} refused, {stored:,} stored)",
+            value=rate,
+            unit="req/s",
+            limit_name="bare aiohttp 200 handler",
+            limit_value=bare_rate,
+            goal=">= 0.70",
+        )
+    ]
