@@ -36,7 +36,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def settings_or_exit(path: str | None) -> Settings:
     """Load settings, or print each problem in plain words and exit with status 2."""
-    import mhchat.facilitation.settings  # noqa: F401, PLC0415 - registers its section checks
+    import mhchat.service  # noqa: F401, PLC0415 - registers every section's checks
 
     try:
         return load_settings(path)
@@ -104,7 +104,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    import mhchat.facilitation.settings  # noqa: F401, PLC0415 - registers its section checks
+    import mhchat.service  # noqa: F401, PLC0415 - registers every section's checks
     from mhchat.adapters import load_factories  # noqa: PLC0415
     from mhchat.config import section_warnings  # noqa: PLC0415
 
