@@ -108,6 +108,11 @@ class PostgresDatabase:
         )
         return cls(pool, dsn)
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool, for tools that need PostgreSQL itself (``mhchat db copy``)."""
+        return self._pool
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         async with self._write_lock, self._pool.acquire() as conn, conn.transaction():
