@@ -91,14 +91,18 @@ class TestSignIn:
         assert resp.status == 429  # even the right token waits once the limit is reached
         assert int(resp.headers["Retry-After"]) > 0
 
-    async def test_sign_out_ends_the_session(self, rig: Rig) -> None:
+    async def test_sign_out_ends_the_session_even_for_a_copied_cookie(self, rig: Rig) -> None:
         csrf = await rig.sign_in()
+        copied = next(c.value for c in rig.client.session.cookie_jar if c.key == COOKIE)
         resp = await rig.client.post(
             "/dashboard/logout", data={"csrf_token": csrf}, allow_redirects=False
         )
         assert resp.status == 303
         again = await rig.client.get("/dashboard/api/feed")
         assert again.status == 401
+        rig.client.session.cookie_jar.update_cookies({COOKIE: copied})
+        replayed = await rig.client.get("/dashboard/api/feed")
+        assert replayed.status == 401
 
     async def test_a_forged_cookie_is_not_a_session(self, rig: Rig) -> None:
         rig.client.session.cookie_jar.update_cookies({COOKIE: "gAAAAAforged"})

@@ -17,7 +17,7 @@ from mhchat.web.app import add_component
 from mhchat.web.dashboard.auth import Credentials, LoginLimiter
 from mhchat.web.dashboard.live import LiveHub
 from mhchat.web.dashboard.routes import Dashboard, add_routes
-from mhchat.web.dashboard.security import PREFIX, add_headers, guard_middlewares
+from mhchat.web.dashboard.security import PREFIX, SignOuts, add_headers, guard_middlewares
 from mhchat.web.dashboard.settings import DashboardSettings, credential_problems, parse_dashboard
 
 __all__ = ["DASHBOARD", "DASHBOARD_APP", "Dashboard", "install_dashboard"]
@@ -38,7 +38,7 @@ def install_dashboard(app: web.Application, runtime: Runtime) -> None:
     if problems:
         raise ConfigError(problems)
     dash = build_dashboard(runtime, settings)
-    sub = web.Application(middlewares=guard_middlewares(settings))
+    sub = web.Application(middlewares=guard_middlewares(settings, dash.signouts))
     sub.on_response_prepare.append(add_headers(settings))
     add_routes(sub, dash, str(STATIC_DIR))
     sub[DASHBOARD] = dash
@@ -64,4 +64,5 @@ def build_dashboard(runtime: Runtime, settings: DashboardSettings) -> Dashboard:
         credentials=Credentials(settings),
         limiter=LoginLimiter(settings.login_attempts, settings.login_window_minutes * 60),
         hub=LiveHub(runtime),
+        signouts=SignOuts(settings.session_hours * 3600),
     )

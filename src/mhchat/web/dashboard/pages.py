@@ -22,7 +22,7 @@ class Pages(DashboardState):
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         session = await get_session(request)
-        if signed_in(session, self.settings) is not None:
+        if signed_in(session, self.settings, self.signouts) is not None:
             raise web.HTTPSeeOther(location="/dashboard/")
         html = render.login_page(csrf_token(session), self.settings.facilitators)
         return web.Response(text=html, content_type="text/html")
@@ -59,6 +59,9 @@ class Pages(DashboardState):
     async def logout(self, request: web.Request) -> web.StreamResponse:
         session = await get_session(request)
         await self._audit(request[WHO], "signed out", None)
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            self.signouts.revoke(sid)
         session.invalidate()
         raise web.HTTPSeeOther(location="/dashboard/login")
 

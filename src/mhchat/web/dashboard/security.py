@@ -133,13 +133,42 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-def signed_in(session: Session, settings: DashboardSettings) -> str | None:
-    """The facilitator's name when the session is signed in and not too old."""
+class SignOuts:
+    """Sessions signed out before they expired.
+
+    The session lives in the cookie, so signing out must also refuse a copy of the old cookie:
+    its id is remembered until the session would have expired anyway. (A restart forgets the
+    list; with a generated key a restart ends every session, and with a configured key the
+    sessions signed out shortly before a restart stay refused only if the key is changed.)
+    """
+
+    def __init__(self, lifetime_seconds: float, *, now: Callable[[], float] = time.time) -> None:
+        self._lifetime = lifetime_seconds
+        self._now = now
+        self._until: dict[str, float] = {}
+
+    def revoke(self, sid: str) -> None:
+        self._prune()
+        self._until[sid] = self._now() + self._lifetime
+
+    def __contains__(self, sid: object) -> bool:
+        return isinstance(sid, str) and self._until.get(sid, 0.0) > self._now()
+
+    def _prune(self) -> None:
+        now = self._now()
+        for sid in [s for s, until in self._until.items() if until <= now]:
+            del self._until[sid]
+
+
+def signed_in(session: Session, settings: DashboardSettings, signouts: SignOuts) -> str | None:
+    """The facilitator's name when the session is signed in, not too old, not signed out."""
     who = session.get("who")
     at = session.get("at")
     if not isinstance(who, str) or not isinstance(at, int | float):
         return None
     if time.time() - at > settings.session_hours * 3600:
+        return None
+    if session.get("sid") in signouts:
         return None
     return who
 
@@ -149,6 +178,7 @@ async def sign_in(request: web.Request, who: str) -> Session:
     session = await new_session(request)
     session["who"] = who
     session["at"] = int(time.time())
+    session["sid"] = secrets.token_urlsafe(16)
     csrf_token(session)
     return session
 
@@ -167,13 +197,13 @@ def _wants_html(request: web.Request) -> bool:
     return "application/json" not in accept and "text/event-stream" not in accept
 
 
-def guard_middlewares(settings: DashboardSettings) -> list[Any]:
+def guard_middlewares(settings: DashboardSettings, signouts: SignOuts) -> list[Any]:
     @web.middleware
     async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamResponse:
         if _route_name(request) in PUBLIC_ROUTES:
             return await handler(request)
         session = await get_session(request)
-        who = signed_in(session, settings)
+        who = signed_in(session, settings, signouts)
         if who is None:
             if _wants_html(request):
                 raise web.HTTPSeeOther(location=f"{PREFIX}/login")

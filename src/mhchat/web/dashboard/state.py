@@ -13,7 +13,7 @@ from mhchat.runtime import Runtime
 from mhchat.store.db import Tx
 from mhchat.web.dashboard.auth import Credentials, LoginLimiter
 from mhchat.web.dashboard.live import LiveHub
-from mhchat.web.dashboard.security import WHO, get_session
+from mhchat.web.dashboard.security import WHO, SignOuts, get_session
 from mhchat.web.dashboard.settings import DashboardSettings
 
 
@@ -28,6 +28,7 @@ class DashboardState:
     credentials: Credentials
     limiter: LoginLimiter
     hub: LiveHub
+    signouts: SignOuts
 
     @property
     def chat_id(self) -> str:
