@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from mhchat.actions import Publish, Purpose
-from mhchat.chats import chat_env, parse_chats, runtimes
+from mhchat.chats import chat_env, load_chats, parse_chats, runtimes
 from mhchat.config import parse_settings
 from mhchat.emulators.x import XEmulator
 from mhchat.errors import ConfigError
@@ -251,3 +251,17 @@ async def test_same_day_sessions_in_two_chats_collide(pg_url: str) -> None:
         assert len(recorded) == 2
     finally:
         await db.close()
+
+
+def test_the_production_configuration_describes_two_chats() -> None:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "mhchat.production.toml"
+    chats = load_chats(path, {"MHCHAT_CHAT_MHCHAT_UK_BLUESKY_APP_PASSWORD": "x"})
+    assert [c.chat.chat_id for c in chats] == ["mhchat-uk", "mhchat-us"]
+    assert {c.database.url for c in chats} == {
+        "postgresql://mhchat:change-me@postgres:5432/mhchat"
+    }
+    assert all(c.bus.backend == "nats" and c.leases_on for c in chats)
+    uk, us = chats
+    assert uk.enabled_adapters[0].secrets == {"APP_PASSWORD": "x"}
+    assert us.enabled_adapters[0].secrets == {}
+    assert uk.section("schedule")["zone"] != us.section("schedule")["zone"]
