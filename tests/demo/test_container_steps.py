@@ -34,7 +34,7 @@ def builder_copies() -> list[str]:
 
 
 def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(  # noqa: S603 - fixed arguments
+    done = subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
         env=env,
@@ -96,7 +96,7 @@ def test_wheel_installs_in_a_clean_environment_and_runs(tmp_path: Path) -> None:
     assert str(venv) in located
 
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - fixed arguments
+    server = subprocess.Popen(
         [str(python), "-m", "mhchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=volume,
         env=env,

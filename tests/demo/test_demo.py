@@ -52,6 +52,7 @@ class TestDemoAgainstTheScript:
     async def test_every_step_was_played_and_nothing_failed(self, demo: DemoResult) -> None:
         assert demo.skipped_steps == []
         assert demo.errors == []
+        assert demo.dashboard_url.endswith("/dashboard")
         posts = [s for s in demo.script.steps if s.is_post]
         assert set(demo.remote) == {s.id for s in posts}
 

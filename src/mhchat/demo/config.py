@@ -85,6 +85,7 @@ def document(
         "questions": {"file": str(questions_file)},
         "reposts": {"budget": budgets(script), "second_round": True},
         "welcomes": {"budget": 100},
+        "dashboard": {"facilitators": ["demo"]},
         "adapters": {name: dict(table) for name, table in adapters.items()},
     }
 

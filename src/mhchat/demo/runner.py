@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from mhchat.demo.summary import Summary, summarise
 from mhchat.demo.world import World
 from mhchat.runtime import Runtime
 from mhchat.store.db import Database
-from mhchat.web.app import AppHook
 from mhchat.web.keys import RUNTIME
 
 DEFAULT_SPEED = 60.0
@@ -127,17 +127,9 @@ def _write_config(
     path.write_text(to_toml(doc), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MHCHAT_")}
     env.update(world.secrets())
+    # A fresh sign-in for this run's dashboard, shown in the terminal (never logged).
+    env["MHCHAT_DASHBOARD_TOKEN"] = secrets.token_urlsafe(18)
     return path, load_settings(path, env)
-
-
-def dashboard_hooks() -> list[AppHook]:
-    """The dashboard, when this build has it and the service does not install it already."""
-    try:
-        from mhchat.service import service_hooks  # noqa: PLC0415
-        from mhchat.web.dashboard import install_dashboard  # noqa: PLC0415
-    except ImportError:
-        return []
-    return [] if install_dashboard in service_hooks() else [install_dashboard]
 
 
 async def _with_world(
@@ -159,7 +151,7 @@ async def _with_world(
         configure_logging(
             level=settings.logging.level, json=False, secrets=settings.secrets.values()
         )
-    app = await build_service(settings, clock=clock, extra_hooks=dashboard_hooks())
+    app = await build_service(settings, clock=clock)
     runtime = app[RUNTIME]
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
@@ -171,6 +163,9 @@ async def _with_world(
     dashboard = f"{service_url}/dashboard" if _has_dashboard(app) else f"{service_url}/readyz"
     console.print(f"mhchat demo: the service is at {service_url}")
     console.print(f"Dashboard: [link={dashboard}]{dashboard}[/link]")
+    if _has_dashboard(app):
+        token = settings.secrets["MHCHAT_DASHBOARD_TOKEN"]
+        console.print(f"  sign in as [bold]demo[/bold] with the password [bold]{token}[/bold]")
     console.print(f"Configuration written to {config_path}")
     if options.browser and _display_available():
         with contextlib.suppress(Exception):
