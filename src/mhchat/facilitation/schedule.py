@@ -52,6 +52,7 @@ class Schedule:
         self.tz = settings.tz
         # Every post asks for its session; building one (zone lookups) cost ~50 us a post.
         self._sessions: dict[date, Session] = {}
+        self._near: dict[date, list[Session]] = {}
 
     def session_on(self, local_date: date) -> Session:
         found = self._sessions.get(local_date)
@@ -84,8 +85,12 @@ class Schedule:
 
     def _around(self, when: datetime) -> list[Session]:
         local = ensure_utc(when).astimezone(self.tz).date()
-        days = (local + timedelta(days=offset) for offset in range(-8, 9))
-        return [self.session_on(d) for d in days if d.weekday() == self.settings.weekday]
+        found = self._near.get(local)
+        if found is None:
+            days = (local + timedelta(days=offset) for offset in range(-8, 9))
+            found = [self.session_on(d) for d in days if d.weekday() == self.settings.weekday]
+            self._near[local] = found
+        return found
 
     def session_at(self, when: datetime) -> Session | None:
         """The session whose window (pre-chat to end of after-hours) contains ``when``."""
