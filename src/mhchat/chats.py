@@ -116,6 +116,17 @@ def parse_chats(
     return chats
 
 
+def chat_problems(
+    doc: Mapping[str, Any], env: Mapping[str, str], *, source: str = "<embedded defaults>"
+) -> list[str]:
+    """Every problem of the ``[[chats]]`` tables, as plain sentences (for check-config)."""
+    try:
+        parse_chats(doc, env, source=source)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
 def load_chats(path: str | Path, env: Mapping[str, str]) -> list[Settings]:
     import tomllib  # noqa: PLC0415
 

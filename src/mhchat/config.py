@@ -393,6 +393,12 @@ def parse_settings(
     )
     for check in _section_checks:
         problems.extend(check(settings))
+    if "chats" in doc:
+        # [[chats]]: check every chat's own settings too, so serve and check-config explain
+        # them like the rest (imported here: mhchat.chats builds on this module).
+        from mhchat.chats import chat_problems  # noqa: PLC0415
+
+        problems.extend(chat_problems(doc, env, source=source))
     if problems:
         raise ConfigError(problems)
     return settings

@@ -265,3 +265,13 @@ def test_the_production_configuration_describes_two_chats() -> None:
     assert uk.enabled_adapters[0].secrets == {"APP_PASSWORD": "x"}
     assert us.enabled_adapters[0].secrets == {}
     assert uk.section("schedule")["zone"] != us.section("schedule")["zone"]
+
+
+def test_a_bad_chat_is_reported_by_the_shared_settings_check() -> None:
+    doc = {
+        "database": {"url": "sqlite:///x.db"},
+        "chats": [{"id": "uk", "hashtag": "MHChat", "schedule": {"zone": "Nowhere/City"}}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(doc, {})
+    assert any(p.startswith("[[chats]] uk: [schedule] zone") for p in caught.value.problems)
