@@ -191,6 +191,8 @@ class TestLedgerDecisions:
         panels = await (await rig.client.get("/dashboard/api/panels")).json()
         assert panels["counts"]["approvals"] == 2
         assert f"/dashboard/actions/{ids[keys[0]]}/approve" in panels["panels"]["approvals"]
+        assert "Replying to <strong>new1</strong>" in panels["panels"]["approvals"]
+        assert "A1 first time here" in panels["panels"]["approvals"]
 
         status, _ = await post_form(rig, f"/dashboard/actions/{ids[keys[0]]}/approve", csrf)
         assert status == 200

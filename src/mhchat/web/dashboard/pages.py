@@ -75,13 +75,14 @@ class Pages(DashboardState):
             flags = await views.safety_queue(tx, self.chat_id, rt.clock.now())
             lists = await queries.ledger_lists(tx, self.chat_id)
             recent = await queries.recent_decisions(tx, self.chat_id, limit=20)
-        hidden = {f.signpost_key for f in flags if f.signpost_key}
-        approvals = [r for r in lists["approvals"] if r.key not in hidden]
+            hidden = {f.signpost_key for f in flags if f.signpost_key}
+            approvals = [r for r in lists["approvals"] if r.key not in hidden]
+            about = await queries.posts_about(tx, self.chat_id, [*approvals, *lists["unknown"]])
         controls = rt.controls
         panels = {
             "queue": fragments.safety_panel(flags, token),
-            "approvals": fragments.approvals_panel(approvals, set(), token),
-            "unknown": fragments.unknown_panel(lists["unknown"], token),
+            "approvals": fragments.approvals_panel(approvals, about, token),
+            "unknown": fragments.unknown_panel(lists["unknown"], about, token),
             "controls": fragments.controls_panel(
                 controls.killed if controls else False, rt.modes, token
             ),

@@ -9,7 +9,7 @@ each is a self-contained fragment; every value from a platform or a person goes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mhchat.actions import Purpose
@@ -79,14 +79,29 @@ def _row_head(s: dict[str, Any]) -> str:
     )
 
 
-def approvals_panel(rows: Iterable[LedgerRow], hidden_keys: set[str], token: str) -> str:
+About = Mapping[tuple[str, str], dict[str, Any]]
+"""(platform, remote id) -> the stored post an action is about (author, text)."""
+
+
+def _about(s: dict[str, Any], posts: About) -> str:
+    if not s["about"]:
+        return ""
+    post = posts.get((s["platform"], s["about"]))
+    if post is None:
+        return f'<p class="muted">About post {e(s["about"])} (no longer stored).</p>'
+    verb = "Replying to" if s["kind"] == "reply" else "Post by"
+    return (
+        f'<p class="about">{verb} <strong>{e(post["author"])}</strong>:</p>'
+        f'<blockquote class="post-text about-text">{e(post["text"])}</blockquote>'
+    )
+
+
+def approvals_panel(rows: Iterable[LedgerRow], posts: About, token: str) -> str:
     items = []
     for row in rows:
-        if row.key in hidden_keys:
-            continue
         s = action_summary(row)
         text = f'<blockquote class="post-text">{e(s["text"])}</blockquote>' if s["text"] else ""
-        about = f'<p class="muted">About post {e(s["about"])}</p>' if s["about"] else ""
+        about = _about(s, posts)
         items.append(
             f'<li class="action" data-action="{row.id}"><p>{_row_head(s)}</p>{text}{about}'
             f'<p class="reason"><span class="label">Why:</span> {e(row.reason)}</p>'
@@ -100,11 +115,12 @@ def approvals_panel(rows: Iterable[LedgerRow], hidden_keys: set[str], token: str
     return f'<ul class="actions">{"".join(items)}</ul>'
 
 
-def unknown_panel(rows: Iterable[LedgerRow], token: str) -> str:
+def unknown_panel(rows: Iterable[LedgerRow], posts: About, token: str) -> str:
     items = []
     for row in rows:
         s = action_summary(row)
         text = f'<blockquote class="post-text">{e(s["text"])}</blockquote>' if s["text"] else ""
+        text += _about(s, posts)
         items.append(
             f'<li class="action" data-action="{row.id}"><p>{_row_head(s)}</p>{text}'
             f'<p class="reason"><span class="label">What happened:</span> {e(row.detail or "no answer from the platform")}.'

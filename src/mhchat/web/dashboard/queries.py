@@ -115,6 +115,23 @@ async def posts_by_keys(
     return posts
 
 
+async def posts_about(
+    tx: Tx, chat_id: str, rows: Sequence[LedgerRow]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored posts these actions reply to or repost, by (platform, remote id)."""
+    keys = sorted(
+        {
+            (row.action.platform, str(target))
+            for row in rows
+            if (target := action_summary(row)["about"]) is not None
+        }
+    )
+    if not keys:
+        return {}
+    found = await posts_by_keys(tx, chat_id, keys)
+    return {(p["platform"], p["remote_id"]): p for p in found}
+
+
 def action_text(row: LedgerRow) -> str:
     action = row.action
     if isinstance(action, Publish | Reply):
