@@ -30,6 +30,14 @@ class Result:
         return data
 
 
+def _num(x: float) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}"
+
+
 def print_table(results: list[Result]) -> None:
     table = Table(title="mhchat benchmarks (ratios to limits measured in the same run)")
     for column in ("benchmark", "mhchat", "limit", "ratio", "goal"):
@@ -37,9 +45,9 @@ def print_table(results: list[Result]) -> None:
     for r in results:
         table.add_row(
             r.name,
-            f"{r.value:,.1f} {r.unit}",
-            f"{r.limit_name}: {r.limit_value:,.1f} {r.unit}",
-            f"{r.ratio:.2f}",
+            f"{_num(r.value)} {r.unit}".strip(),
+            f"{r.limit_name}: {_num(r.limit_value)} {r.unit}".strip(),
+            _num(r.ratio),
             r.goal,
         )
     Console(width=140).print(table)
