@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import sys
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,9 +221,9 @@ def _has_dashboard(app: web.Application) -> bool:
 
 
 def _display_available() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
-        os.name == "nt" or os.uname().sysname == "Darwin"
-    )
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 async def _wait_connected(world: World, runtime: Runtime, within: float = 20.0) -> None:

@@ -54,32 +54,31 @@ class Summary:
         return len(self.sent[platform].reposts)
 
     def table(self) -> Table:
-        table = Table(title=f"#MHChat demo session {self.session_id}")
-        table.add_column("")
+        table = Table(title=f"#MHChat demo, session {self.session_id}")
+        table.add_column("", no_wrap=True)
         for platform in PLATFORMS:
             table.add_column(platform, justify="right")
-        table.add_column("all", justify="right")
+        table.add_column("all", justify="right", no_wrap=True)
 
-        def row(label: str, values: list[int], total: int | str | None = None) -> None:
-            table.add_row(label, *map(str, values), str(sum(values) if total is None else total))
+        def row(label: str, values: list[int]) -> None:
+            table.add_row(label, *map(str, values), str(sum(values)))
+
+        def whole(label: str, value: object) -> None:
+            table.add_row(label, "", "", "", str(value))
 
         row("posts stored", [self.posts_by_platform.get(p, 0) for p in PLATFORMS])
         row("questions sent", [len(self.sent[p].questions) for p in PLATFORMS])
         row("reposts", [self.reposts(p) for p in PLATFORMS])
         row("welcomes sent", [self.welcomes_sent(p) for p in PLATFORMS])
         table.add_section()
-        table.add_row("participants", "", "", "", str(self.participants))
-        table.add_row("threads", "", "", "", str(self.threads))
-        table.add_row(
-            "first-timers (welcomes decided)",
-            "",
-            "",
-            "",
-            f"{self.first_timers} ({self.welcomes_decided})",
-        )
+        whole("participants", self.participants)
+        whole("threads", self.threads)
+        whole("first-timers", self.first_timers)
+        whole("welcomes decided", self.welcomes_decided)
         flags = ", ".join(f"{k} {v}" for k, v in sorted(self.flags.items())) or "none"
-        table.add_row("safety flags", "", "", "", flags)
-        table.add_row("deletions honoured", "", "", "", str(self.deletions_honoured))
+        whole("safety flags", flags)
+        whole("waiting for a person", self.actions.get("awaiting_approval", 0))
+        whole("deletions honoured", self.deletions_honoured)
         return table
 
 
