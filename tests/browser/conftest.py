@@ -6,6 +6,7 @@ One service and one browser serve the whole module, to keep the browser tests qu
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, as
 
 from mhchat.config import parse_settings
 from mhchat.emulators.bluesky import BlueskyEmulator
-from mhchat.emulators.facebook import FacebookEmulator
+from mhchat.emulators.facebook import FacebookEmulator, Person
 from mhchat.emulators.x import XEmulator
 from mhchat.facilitation.triage.classifier import profanity_model
 from mhchat.runtime import Runtime
@@ -73,9 +74,36 @@ class World:
     bsky_host: str
     fb_thread: str
     """The page's post the Facebook participants comment under."""
+    chatted: bool = False
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    async def chat_once(self) -> None:
+        """One answer to Q1 from a participant on each platform (once per module)."""
+        if self.chatted:
+            return
+        self.chatted = True
+        self.x.post_tweet("xavier", "A1 hello from X tonight #MHChat")
+        bea = self.bsky.create_account("bea.test")
+        self.bsky.post(bea, "A1 hello from Bluesky tonight #MHChat")
+        await self.fb.comment(
+            Person("100000000000123", "Fiona"),
+            "A1 hello from Facebook tonight #MHChat",
+            on_post=self.fb_thread,
+        )
+
+    async def stored(self, like: str, count: int, within: float = 15.0) -> None:
+        """Wait until ``count`` posts whose text contains ``like`` are stored."""
+        async with asyncio.timeout(within):
+            while True:
+                async with self.runtime.require_db().read() as tx:
+                    row = await tx.fetchone(
+                        "SELECT COUNT(*) FROM posts WHERE text LIKE ?", (f"%{like}%",)
+                    )
+                if row is not None and int(row[0]) >= count:
+                    return
+                await asyncio.sleep(0.05)
 
 
 def _schedule() -> dict[str, Any]:
@@ -157,6 +185,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     port = runner.addresses[0][1]
     base_url = f"http://127.0.0.1:{port}"
     fb.webhook_url = f"{base_url}/webhooks/facebook"
+    # Posts made before an adapter listens would only come back through catch-up searches:
+    # wait until X's filtered stream and Bluesky's Jetstream are connected.
+    async with asyncio.timeout(15):
+        while x.open_streams < 1 or not bsky._subscribers:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     try:
         yield World(
             base_url=base_url,

@@ -15,7 +15,6 @@ import pytest
 from playwright.async_api import expect
 
 from mhchat.emulators.bluesky import POST, REPOST
-from mhchat.emulators.facebook import Person
 
 from .conftest import PHONE, NewPage, World, shoot
 
@@ -56,15 +55,7 @@ async def test_sign_in(new_page: NewPage) -> None:
 async def test_posts_from_every_platform_appear_live(new_page: NewPage, world: World) -> None:
     page = await new_page()
     await expect(page.locator("#feed-status")).to_contain_text("Live")
-    await until(lambda: world.x.open_streams >= 1)
-    world.x.post_tweet("xavier", "A1 hello from X tonight #MHChat")
-    bea = world.bsky.create_account("bea.test")
-    world.bsky.post(bea, "A1 hello from Bluesky tonight #MHChat")
-    await world.fb.comment(
-        Person("100000000000123", "Fiona"),
-        "A1 hello from Facebook tonight #MHChat",
-        on_post=world.fb_thread,
-    )
+    await world.chat_once()
     feed = page.locator("#feed-groups")
     for platform, badge in (("X", "X"), ("Bluesky", "Bluesky"), ("Facebook", "Facebook")):
         post = feed.locator("li.post").filter(has_text=f"hello from {platform} tonight")
@@ -141,6 +132,8 @@ async def test_kill_switch_stops_the_senders(new_page: NewPage, world: World) ->
 
 
 async def test_export_transcript_and_charts(new_page: NewPage, world: World) -> None:
+    await world.chat_once()
+    await world.stored("tonight #MHChat", 3)
     page = await new_page()
     await page.get_by_role("link", name="Transcripts").click()
     session = page.locator("li.session").first
@@ -172,6 +165,8 @@ async def test_export_transcript_and_charts(new_page: NewPage, world: World) -> 
 
 
 async def test_phone_screenshots(new_page: NewPage, world: World) -> None:
+    await world.chat_once()
+    await world.stored("tonight #MHChat", 3)
     page = await new_page(PHONE)
     await expect(page.locator("#feed-status")).to_contain_text("Live")
     await expect(page.locator("#feed-groups li.post").first).to_be_visible()
