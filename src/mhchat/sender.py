@@ -232,6 +232,33 @@ class Sender:
             self.stats.sent += 1
         return moved
 
+    async def check_unknowns(self, limit: int = 200) -> int:
+        """At start-up: ask the platform about this platform's unknown outcomes (the newest
+        ``limit``); return how many it confirmed. The rest stay for a facilitator."""
+        where = "platform = ? AND state = ?"
+        params: tuple[object, ...] = (self.platform, State.UNKNOWN.value)
+        if self.chat_id is not None:
+            where += " AND chat_id = ?"
+            params = (*params, self.chat_id)
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT id FROM actions WHERE {where} ORDER BY id DESC LIMIT ?",  # noqa: S608 - constant text
+                (*params, limit),
+            )
+            found = [await ledger.get(tx, int(r[0])) for r in rows]
+        confirmed = 0
+        for row in found:
+            if row is not None and await self.check_unknown(row):
+                confirmed += 1
+        if found:
+            self._log.warning("unknown_outcomes_checked", count=len(found), confirmed=confirmed)
+        return confirmed
+
+    async def resume(self) -> None:
+        """Check what a crash left unknown, then run: never resend an unknown action blindly."""
+        await self.check_unknowns()
+        await self.run()
+
     async def _finish(
         self, row: LedgerRow, state: State, detail: str, remote_id: str | None = None
     ) -> None:

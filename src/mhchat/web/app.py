@@ -272,7 +272,7 @@ async def build_app(
                 poll_seconds=settings.sender.poll_seconds,
                 chat_id=settings.chat.chat_id,
             )
-            _ = spawn(runtime, f"sender.{name}", slot.sender.run())
+            _ = spawn(runtime, f"sender.{name}", slot.sender.resume())
         yield
         await _cancel(runtime, "sender.")
 
