@@ -24,7 +24,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     out = tmp_path_factory.mktemp("demo")
     console = Console(file=io.StringIO(), width=120)
     return await run_demo(
-        DemoOptions(speed=500, out=out, browser=False, participants=24, configure_logs=False),
+        DemoOptions(speed=300, out=out, browser=False, participants=24, configure_logs=False),
         console,
     )
 

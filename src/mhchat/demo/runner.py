@@ -34,6 +34,7 @@ from mhchat.demo.script import AFTER_HOURS_MINUTES, LENGTH_MINUTES, PLATFORMS, S
 from mhchat.demo.simulator import Progress, Simulator
 from mhchat.demo.summary import Summary, summarise
 from mhchat.demo.world import World
+from mhchat.facilitation.handler import FacilitationHandler
 from mhchat.runtime import Runtime
 from mhchat.store.db import Database
 from mhchat.web.keys import RUNTIME
@@ -173,6 +174,7 @@ async def _with_world(
             webbrowser.open(dashboard)
     try:
         await _wait_connected(world, runtime)
+        await _warm_up(runtime)
         await world.post_last_week()
         clock.set_speed(options.speed)
         simulator = Simulator(script, world, clock, starts_at)
@@ -236,6 +238,21 @@ async def _wait_connected(world: World, runtime: Runtime, within: float = 20.0) 
             and world.bluesky._subscribers
         ):
             await asyncio.sleep(0.05)
+
+
+async def _warm_up(runtime: Runtime) -> None:
+    """Load the abuse model before time is compressed.
+
+    Loading it takes seconds and happens on the first post otherwise, blocking the event loop:
+    at 60x every blocked second is a chat minute, enough to make questions late.
+    """
+    for handler in runtime.handlers:
+        if isinstance(handler, FacilitationHandler):
+            await asyncio.to_thread(_load_model, handler)
+
+
+def _load_model(handler: FacilitationHandler) -> None:
+    handler.triage.model(["warm up"])
 
 
 async def _play(
