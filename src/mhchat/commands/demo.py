@@ -45,8 +45,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mhchat.demo.runner import DemoOptions, run_demo  # noqa: PLC0415 - keep --help fast
-    from mhchat.demo.script import MIN_PARTICIPANTS  # noqa: PLC0415
+    from mhchat.demo.script import MIN_PARTICIPANTS  # noqa: PLC0415 - keep --help fast
 
     if args.speed <= 0:
         print("mhchat demo: --speed must be a positive number.", file=sys.stderr)  # noqa: T201
@@ -56,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             f"mhchat demo: --participants must be at least {MIN_PARTICIPANTS}.", file=sys.stderr
         )
         return 2
+    from mhchat.demo.runner import DemoOptions, run_demo  # noqa: PLC0415 - loads the service
+
     options = DemoOptions(
         speed=args.speed,
         out=args.out,
