@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,10 +35,13 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS))
     args = parser.parse_args()
     results: list[Result] = []
+    # Other work on the machine skews absolute figures (the ratios less): keep it on record.
+    load: dict[str, float] = {}
     for name, bench in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+        load[name] = os.getloadavg()[0]
+        print(f"running {name} (load average {load[name]:.1f}) ...", file=sys.stderr, flush=True)
         results.extend(asyncio.run(bench(short=args.short)))
     print_table(results)
     if args.json:
@@ -45,6 +49,7 @@ def main() -> int:
         payload = {
             "machine": machine(),
             "short": args.short,
+            "load_average_before": load,
             "results": [r.as_dict() for r in results],
         }
         args.json.write_text(json.dumps(payload, indent=2))
