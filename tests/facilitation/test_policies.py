@@ -328,3 +328,31 @@ async def test_a_signposting_text_too_long_for_the_platform_says_so(harness: Har
     await harness.feed([PostReceived(post=long_handle)])
     reason = (await harness.rows("SELECT reason FROM actions WHERE key = 'signpost:x:c9'"))[0][0]
     assert "X allows 280: shorten it before approving" in str(reason)
+
+
+async def test_a_first_post_between_chats_is_welcomed_at_the_chat(harness: Harness) -> None:
+    morning = post("m1", text="first time joining #MHChat tonight, a bit nervous", minutes=-7 * 60)
+    await harness.feed([PostReceived(post=morning)])
+    assert await states(harness) == {}
+    notes = await harness.rows("SELECT note FROM posts WHERE remote_id = 'm1'")
+    assert "outside chat hours" in str(notes[0][0])
+    await harness.feed([PostReceived(post=post("a1", text="A1 ok actually #MHChat", minutes=7))])
+    keys = await states(harness)
+    assert keys["welcome:x:id-ann:2026-11-25"] == "pending"
+    payload = (await harness.rows("SELECT payload FROM actions WHERE purpose = 'welcome'"))[0][0]
+    assert '"remote_id":"a1"' in str(payload)
+    # Once, ever: another post later in the chat is not welcomed again.
+    await harness.feed([PostReceived(post=post("a2", text="A2 walking #MHChat", minutes=17))])
+    assert sum(k.startswith("welcome:") for k in await states(harness)) == 1
+
+
+async def test_a_crisis_post_gets_signposting_not_a_cheerful_welcome(harness: Harness) -> None:
+    await harness.feed(
+        [
+            PostReceived(post=post("c1", text="I want to die tonight #MHChat", minutes=6)),
+            PostReceived(post=post("c2", text="A1 sorry, ignore me #MHChat", minutes=7)),
+        ]
+    )
+    keys = await states(harness)
+    assert "signpost:x:c1" in keys
+    assert not any(k.startswith("welcome:") for k in keys)

@@ -261,11 +261,18 @@ async def play(db: Database) -> tuple[Harness, Script]:
     settings = settings_from({"reposts": {"budget": BUDGETS}, "welcomes": {"budget": 100}})
     clock = FakeClock(START - timedelta(minutes=10))
     harness = make_harness(db, clock, settings)
-    # A returning participant, welcomed in an earlier session, must not be welcomed again.
+    # Returning participants: x05 was welcomed last week and must not be welcomed again;
+    # x06 has been coming for a month (from before welcomes existed) and is not new.
     async with db.write() as tx:
         await tx.execute(
             "INSERT INTO participants (chat_id, platform, author_id, handle, first_seen_at)"
-            " VALUES ('default', 'x', 'id-x05', 'x05', '2026-11-18T20:10:00+00:00')"
+            " VALUES ('default', 'x', 'id-x05', 'x05', '2026-11-18T20:10:00+00:00'),"
+            " ('default', 'x', 'id-x06', 'x06', '2026-10-28T20:10:00+00:00')"
+        )
+        await tx.execute(
+            "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
+            " decided_at) VALUES ('default', 'x', 'id-x05', '2026-11-18', 'old',"
+            " '2026-11-18T20:11:00+00:00')"
         )
     script = build_script()
     for group in batches(script):
@@ -382,19 +389,19 @@ class TestScriptedSession:
         rows = await harness.rows("SELECT key FROM actions WHERE purpose = 'welcome'")
         authors = Counter(":".join(str(r[0]).split(":")[1:3]) for r in rows)
         assert all(count == 1 for count in authors.values())
-        # The first post *stored* from each person is the one that is welcomed: the first
-        # batch they appear in, their earliest post in it.
-        first_post: dict[tuple[str, str], Post] = {}
-        for group in batches(script):
-            for post in sorted(group, key=lambda p: p.created_at):
-                if not post.is_own:
-                    first_post.setdefault((post.platform, post.author.author_id), post)
+        # Everyone new with at least one post that is fine is welcomed once; a first post
+        # that was flagged does not stop a later fine one from being welcomed, unless the
+        # person's batch held a crisis post (a person replies first).
+        ok_authors = {
+            (p.platform, p.author.author_id)
+            for p in script.posts
+            if not p.is_own and (p.platform, p.remote_id) not in script.unsafe
+        }
         expected = {
             f"{platform}:{author}"
-            for (platform, author), post in first_post.items()
-            if (platform, author) != ("x", "id-x05")
+            for platform, author in ok_authors
+            if (platform, author) not in {("x", "id-x05"), ("x", "id-x06")}
             and (platform, author) not in script.bots
-            and (platform, post.remote_id) not in script.unsafe
         }
         assert set(authors) == expected
         assert len(authors) >= 80

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from mhchat.events import Post
 from mhchat.facilitation.schedule import Session
@@ -18,6 +19,7 @@ Author = tuple[str, str]
 class Status:
     opted_out: bool = False
     blocked: bool = False
+    first_seen_at: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -33,6 +35,9 @@ class BatchView:
     requests: set[PostKey]
     """Posts that asked the host for something: never amplified."""
     first_posts: dict[Author, Post]
+    """Each person's first post ever, when it is in this batch."""
+    newcomers: dict[Author, Post]
+    """People not welcomed yet and first seen within the last week: the post to welcome."""
     notes: dict[PostKey, str]
 
 

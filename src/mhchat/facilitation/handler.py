@@ -9,8 +9,8 @@ a note saying why.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from mhchat.actions import Purpose, Repost
 from mhchat.config import Settings
@@ -167,6 +167,7 @@ class FacilitationHandler:
             forget=forget,
             requests=requests,
             first_posts=_first_posts(others, batch.first_timers),
+            newcomers=_newcomers(others, batch.first_timers, sessions, verdicts, status),
             notes=notes,
         )
         decisions += await self._reposts(tx, view, others)
@@ -219,7 +220,7 @@ class FacilitationHandler:
             for pair in chunk:
                 params.extend(pair)
             rows = await tx.fetchall(
-                "SELECT platform, author_id, opted_out, blocked FROM participants"  # noqa: S608 - placeholders only
+                "SELECT platform, author_id, opted_out, blocked, first_seen_at FROM participants"  # noqa: S608 - placeholders only
                 f" WHERE chat_id = ? AND ({cond})",
                 params,
             )
@@ -227,6 +228,7 @@ class FacilitationHandler:
                 status = found[(str(row[0]), str(row[1]))]
                 status.opted_out = bool(row[2])
                 status.blocked = status.blocked or bool(row[3])
+                status.first_seen_at = datetime.fromisoformat(str(row[4]))
         return found
 
     async def _requests(
@@ -482,6 +484,41 @@ def _first_posts(posts: Sequence[Post], first_timers: set[tuple[str, str]]) -> d
         if author in first_timers:
             found.setdefault(author, post)
     return found
+
+
+NEWCOMER_WINDOW = timedelta(days=7)
+"""Someone first seen this long before a session (posting between chats) is still new there."""
+
+
+def _newcomers(
+    posts: Sequence[Post],
+    first_timers: set[Author],
+    sessions: Mapping[PostKey, Session | None],
+    verdicts: Mapping[PostKey, TriageResult],
+    status: Mapping[Author, Status],
+) -> dict[Author, Post]:
+    """Per person new to the chat, their earliest post in this batch fit to welcome.
+
+    New means first seen in this batch, or within ``NEWCOMER_WINDOW`` before the session: a
+    first post between chats ("first time joining tonight!") is welcomed at the chat.
+    """
+    found: dict[Author, Post] = {}
+    unwell: set[Author] = set()
+    for post in sorted(posts, key=lambda p: p.created_at):
+        author = (post.platform, post.author.author_id)
+        key = key_of(post)
+        verdict = verdicts[key].verdict
+        if verdict is Verdict.CRISIS:
+            unwell.add(author)  # a person replies first; no cheerful welcome in the same breath
+        session = sessions[key]
+        if session is None or verdict is not Verdict.OK or post.is_bot or author in found:
+            continue
+        seen = status[author].first_seen_at
+        if author in first_timers or (
+            seen is not None and seen >= session.starts_at - NEWCOMER_WINDOW
+        ):
+            found[author] = post
+    return {a: p for a, p in found.items() if a not in unwell}
 
 
 def _days(n: int) -> timedelta:

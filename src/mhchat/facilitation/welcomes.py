@@ -20,8 +20,8 @@ from mhchat.store.db import Tx
 async def decide_welcomes(
     tx: Tx, view: BatchView, *, settings: FacilitationSettings, templates: Templates
 ) -> list[Decision]:
-    """One welcome per first-timer whose first post is fine, once ever, within the budget."""
-    batch, first_posts = view.batch, view.first_posts
+    """One welcome per newcomer, on a post that is fine, once ever, within the budget."""
+    batch, first_posts = view.batch, view.newcomers
     if not settings.welcomes.enabled or not first_posts:
         return []
     decisions: list[Decision] = []
