@@ -19,7 +19,7 @@ from mhchat.facilitation.batch_view import Author, BatchView, Status, key_of
 from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
 from mhchat.facilitation.link_store import SqlLinks, chunks
 from mhchat.facilitation.reposts import Candidate, first_round, reason_for
-from mhchat.facilitation.requests import Request, detect
+from mhchat.facilitation.requests import apply_requests
 from mhchat.facilitation.schedule import Phase, Schedule, Session
 from mhchat.facilitation.sessions_store import ensure_session
 from mhchat.facilitation.settings import FacilitationSettings, facilitation_settings
@@ -116,7 +116,7 @@ class FacilitationHandler:
         status = await self._statuses(
             tx, chat_id, {(p.platform, p.author.author_id) for p in others}
         )
-        forget, requests = await self._requests(tx, chat_id, others, status)
+        forget, requests = await apply_requests(tx, chat_id, others, status)
 
         notes: dict[PostKey, str] = {}
         decisions: list[Decision] = []
@@ -230,53 +230,6 @@ class FacilitationHandler:
                 status.blocked = status.blocked or bool(row[3])
                 status.first_seen_at = datetime.fromisoformat(str(row[4]))
         return found
-
-    async def _requests(
-        self, tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, Status]
-    ) -> tuple[set[Author], set[PostKey]]:
-        """Apply opt-out / opt-in requests; return who asked to be forgotten and the requests."""
-        asked = [(p, r) for p in posts if (r := detect(p.text)) is not None]
-        if not asked:
-            return set(), set()
-        parents = {
-            (p.platform, p.reply_parent.remote_id)
-            for p, _ in asked
-            if p.reply_parent and not p.mentions_host
-        }
-        own_parents: set[PostKey] = set()
-        for chunk in chunks(sorted(parents)):
-            cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
-            params: list[object] = [chat_id]
-            for pair in chunk:
-                params.extend(pair)
-            rows = await tx.fetchall(
-                f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND"  # noqa: S608 - placeholders only
-                f" ({cond})",
-                params,
-            )
-            own_parents.update((str(r[0]), str(r[1])) for r in rows)
-        forget: set[Author] = set()
-        requests: set[PostKey] = set()
-        for post, request in sorted(asked, key=lambda pr: pr[0].created_at):
-            addressed = post.mentions_host or (
-                post.reply_parent is not None
-                and (post.platform, post.reply_parent.remote_id) in own_parents
-            )
-            if not addressed:
-                continue
-            author = (post.platform, post.author.author_id)
-            requests.add(key_of(post))
-            if request is Request.FORGET:
-                forget.add(author)
-                continue
-            opted_out = request is Request.NO_REPOST
-            status[author].opted_out = opted_out
-            await tx.execute(
-                "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND"
-                " author_id = ?",
-                (int(opted_out), chat_id, *author),
-            )
-        return forget, requests
 
     def _why_not(
         self,

@@ -7,9 +7,15 @@ participant talking about opting out of something else is not mistaken for a req
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 
+from mhchat.events import Post
+from mhchat.facilitation.batch_view import Author, Status, key_of
+from mhchat.facilitation.link_store import chunks
+from mhchat.facilitation.threads import PostKey
 from mhchat.facilitation.triage.lexicon import normalise
+from mhchat.store.db import Tx
 
 
 class Request(StrEnum):
@@ -43,3 +49,51 @@ def detect(text: str) -> Request | None:
     if _NO_REPOST.search(folded):
         return Request.NO_REPOST
     return None
+
+
+async def apply_requests(
+    tx: Tx, chat_id: str, posts: Sequence[Post], status: dict[Author, Status]
+) -> tuple[set[Author], set[PostKey]]:
+    """Apply opt-out / opt-in requests; return who asked to be forgotten and the requests."""
+    asked = [(p, r) for p in posts if (r := detect(p.text)) is not None]
+    if not asked:
+        return set(), set()
+    parents = {
+        (p.platform, p.reply_parent.remote_id)
+        for p, _ in asked
+        if p.reply_parent and not p.mentions_host
+    }
+    own_parents: set[PostKey] = set()
+    for chunk in chunks(sorted(parents)):
+        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
+        params: list[object] = [chat_id]
+        for pair in chunk:
+            params.extend(pair)
+        rows = await tx.fetchall(
+            f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND"  # noqa: S608 - placeholders only
+            f" ({cond})",
+            params,
+        )
+        own_parents.update((str(r[0]), str(r[1])) for r in rows)
+    forget: set[Author] = set()
+    requests: set[PostKey] = set()
+    for post, request in sorted(asked, key=lambda pr: pr[0].created_at):
+        addressed = post.mentions_host or (
+            post.reply_parent is not None
+            and (post.platform, post.reply_parent.remote_id) in own_parents
+        )
+        if not addressed:
+            continue
+        author = (post.platform, post.author.author_id)
+        requests.add(key_of(post))
+        if request is Request.FORGET:
+            forget.add(author)
+            continue
+        opted_out = request is Request.NO_REPOST
+        status[author].opted_out = opted_out
+        await tx.execute(
+            "UPDATE participants SET opted_out = ? WHERE chat_id = ? AND platform = ? AND"
+            " author_id = ?",
+            (int(opted_out), chat_id, *author),
+        )
+    return forget, requests

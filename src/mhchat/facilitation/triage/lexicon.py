@@ -66,9 +66,8 @@ class _Compiled:
         ties to the earliest phrase, is what the alternation would have returned.
         """
         best: tuple[int, int, int] | None = None
-        for index, needle in enumerate(self.needles):
-            if needle not in text:
-                continue
+        present = [i for i, needle in enumerate(self.needles) if needle in text]
+        for index in present:
             m = self.singles[index].search(text, pos)
             if m is not None and (best is None or m.start() < best[0]):
                 best = (m.start(), m.end(), index)
