@@ -11,6 +11,7 @@ from mhchat.actions import Purpose
 from mhchat.facilitation.questions import parse_questions
 from mhchat.facilitation.schedule import Phase, Schedule
 from mhchat.facilitation.scheduler import Scheduler
+from mhchat.facilitation.sessions_store import ensure_session
 from mhchat.ledger import Mode
 from mhchat.store.db import SqliteDatabase
 from mhchat.testing import FakeClock
@@ -222,3 +223,18 @@ class TestQuestionsFileEdits:
 
 def _questions_toml(q1: str) -> str:
     return f'[default]\n[[default.questions]]\nn = 1\noffset_minutes = 5\ntext = "{q1}"\n'
+
+
+async def test_moving_the_chat_to_another_day_does_not_break_the_repost_round(
+    db: SqliteDatabase,
+) -> None:
+    """A session row from the old weekday is still closed off by the scheduler."""
+    await add_chat(db)
+    old = Schedule(settings_from().schedule).by_id("2026-11-25")
+    async with db.write() as tx:
+        await ensure_session(tx, "default", old, zone="Europe/London", now=old.starts_at)
+    thursday = settings_from({"schedule": {"weekday": "thursday"}})
+    clock = FakeClock(utc(2026, 11, 25, 21, 30))
+    await make_scheduler(db, clock, thursday).tick()
+    rows = await db_rows(db, "SELECT fill_done_at FROM chat_sessions")
+    assert rows[0][0] is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import structlog
 
@@ -212,12 +212,14 @@ class Scheduler:
     async def _fill_finished(self, tx: Tx, now: datetime, report: TickReport) -> None:
         """Second round of fair reposts for sessions whose live hour is over."""
         rows = await tx.fetchall(
-            "SELECT session_id FROM chat_sessions WHERE chat_id = ? AND fill_done_at IS NULL AND"
-            " ends_at <= ?",
+            "SELECT session_id, starts_at, ends_at, closes_at FROM chat_sessions"
+            " WHERE chat_id = ? AND fill_done_at IS NULL AND ends_at <= ?",
             (self.settings.chat_id, now.isoformat()),
         )
         for row in rows:
-            session = self.schedule.by_id(str(row[0]))
+            # Built from the stored row, not the schedule: the host may have moved the chat
+            # to another weekday since.
+            session = _stored_session(row)
             if (
                 self.settings.reposts.enabled
                 and self.settings.reposts.second_round
@@ -295,3 +297,16 @@ class Scheduler:
         if decisions:
             await record(tx, chat_id=chat_id, decisions=decisions, modes=self.modes, now=now)
         return total
+
+
+def _stored_session(row: tuple[object, ...]) -> Session:
+    starts = datetime.fromisoformat(str(row[1]))
+    return Session(
+        session_id=str(row[0]),
+        local_date=date.fromisoformat(str(row[0])),
+        starts_at=starts,
+        ends_at=datetime.fromisoformat(str(row[2])),
+        opens_at=starts,
+        closes_at=datetime.fromisoformat(str(row[3])),
+        reminder_at=starts,
+    )
