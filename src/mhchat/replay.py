@@ -36,7 +36,7 @@ from rich.table import Table
 
 from mhchat.actions import Purpose
 from mhchat.bus import BusSink, EventBus
-from mhchat.clock import SystemClock
+from mhchat.clock import Clock, SystemClock
 from mhchat.config import Settings
 from mhchat.events import Event, PlatformName, PostDeleted
 from mhchat.ingest import IngestWorker
@@ -251,8 +251,13 @@ async def replay(
     *,
     console: Console | None = None,
     progress: bool = True,
+    clock: Clock | None = None,
 ) -> ReplayReport:
-    """Import the files into the configured database; return what was read and stored."""
+    """Import the files into the configured database; return what was read and stored.
+
+    ``clock`` stamps the import (first-seen times of new participants): an archive of an old
+    chat can be imported as of that day.
+    """
     from mhchat.facilitation.handler import FacilitationHandler  # noqa: PLC0415
     from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415
 
@@ -276,7 +281,7 @@ async def replay(
     db = await open_database(settings.database)
     try:
         await migrate(db)
-        clock = SystemClock()
+        clock = clock or SystemClock()
         await ensure_chat(db, settings.chat.chat_id, settings.chat.hashtag, clock.now())
         handler = FacilitationHandler(facilitation_settings(settings), modes=dry_run_modes())
         bus = EventBus(settings.bus.capacity)

@@ -89,6 +89,23 @@ class TestDemoAgainstTheScript:
         )
         assert skipped == [(len(x_decided - x_sent),)]
 
+    async def test_the_emulators_hold_what_the_ledger_says_was_sent(
+        self, demo: DemoResult
+    ) -> None:
+        sent = await rows(
+            demo,
+            "SELECT platform, purpose, target_id FROM actions WHERE state = 'sent'"
+            " AND purpose IN ('repost', 'undo_repost', 'welcome')",
+        )
+        by: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for platform, purpose, target in sent:
+            by[(str(platform), str(purpose))].add(str(target))
+        for platform in ("x", "bluesky", "facebook"):
+            reposted = by[(platform, "repost")] - by[(platform, "undo_repost")]
+            assert demo.summary.sent[platform].reposts == reposted, platform
+            assert demo.summary.sent[platform].replies == by[(platform, "welcome")], platform
+        assert sum(demo.summary.reposts(p) for p in ("x", "bluesky")) > 0
+
     async def test_questions_go_out_once_on_every_platform(self, demo: DemoResult) -> None:
         for platform, sent in demo.summary.sent.items():
             assert sent.questions == (1, 2, 3, 4), platform

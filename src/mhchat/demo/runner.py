@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mhchat.config import Settings, load_settings
+from mhchat.demo.archive import import_history
 from mhchat.demo.clock import SpeedClock
 from mhchat.demo.config import document, questions_toml, to_toml
 from mhchat.demo.script import AFTER_HOURS_MINUTES, LENGTH_MINUTES, PLATFORMS, Script, generate
@@ -147,6 +148,8 @@ async def _with_world(
     from mhchat.service import build_service  # noqa: PLC0415 - loads the facilitation engine
 
     config_path, settings = _write_config(options, script, world, starts_at, database)
+    # Returning participants were here weeks ago: import that earlier chat's archive first.
+    await import_history(settings, script, world, starts_at, database.parent / "history")
     if options.configure_logs:
         from mhchat.logs import configure_logging  # noqa: PLC0415
 
@@ -175,7 +178,6 @@ async def _with_world(
     try:
         await _wait_connected(world, runtime)
         await _warm_up(runtime)
-        await world.post_last_week()
         clock.set_speed(options.speed)
         simulator = Simulator(script, world, clock, starts_at)
         closes_at = starts_at + timedelta(minutes=LENGTH_MINUTES + AFTER_HOURS_MINUTES)

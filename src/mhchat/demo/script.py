@@ -31,7 +31,8 @@ LENGTH_MINUTES = 60
 PRE_CHAT_MINUTES = 2
 AFTER_HOURS_MINUTES = 20
 HISTORY_AT = -5.0
-"""Returning participants' earlier posts: before the chat window opens (no session)."""
+"""Returning participants' earlier posts: minutes before a chat weeks ago, outside its window
+(the demo imports them from an archive, ``demo.archive``)."""
 MIN_PARTICIPANTS = 15
 
 Kind = Literal["post", "reply", "quote", "delete"]
@@ -63,7 +64,7 @@ class Step:
     question: int | None = None
     """The question this post answers by the chat's convention or by replying to it."""
     reply_to: str | None = None
-    """A step id, or a host post: ``Q1``..``Qn``, ``intro``, ``lastweek`` (Facebook)."""
+    """A step id, or a host post: ``Q1``..``Qn``, ``intro``, ``reminder``."""
     quote: str | None = None
     target: str | None = None
     """For ``delete``: the step whose post is deleted."""
@@ -406,13 +407,11 @@ def generate(seed: int = 7, participants: int = 36) -> Script:
     for person in people:
         if person.returning:
             at = HISTORY_AT + rng.uniform(0.0, 1.5)
-            on = "lastweek" if person.platform == "facebook" else None
             b.add(
                 at=round(at, 3),
                 platform=person.platform,
                 author=person.key,
-                kind="reply" if on else "post",
-                reply_to=on,
+                kind="reply" if person.platform == "facebook" else "post",
                 text=b.text(person.platform, rng.choice(HISTORY), person),
                 history=True,
             )

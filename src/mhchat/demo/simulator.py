@@ -39,6 +39,8 @@ class Simulator:
 
     async def run(self) -> Progress:
         for step in self.script.steps:
+            if step.history:
+                continue  # imported from the archive before the chat (``demo.archive``)
             await self.clock.sleep_until(self.when(step))
             await self.play(step)
         return self.progress

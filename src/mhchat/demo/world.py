@@ -24,7 +24,6 @@ from mhchat.facilitation.threads import question_tag
 
 BLUESKY_PASSWORD = f"{BLUESKY_HOST}-pw"
 FACEBOOK_VERIFY_TOKEN = "demo-verify-token"  # noqa: S105 - a local emulator's setting
-LAST_WEEK = "Thank you all for last week's chat. See you on Wednesday!"
 
 
 class HostPostMissing(LookupError):
@@ -43,7 +42,6 @@ class World:
     fb_people: dict[str, FacebookPerson] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)
     """Step id -> the platform's id of the post it made (tweet id, at:// URI, comment id)."""
-    last_week_post: str = ""
 
     def __post_init__(self) -> None:
         # Keep-alives every 2 real seconds; the adapter's stall timer is set in virtual time.
@@ -119,16 +117,10 @@ class World:
     def connect_webhooks(self, service_url: str) -> None:
         self.facebook.webhook_url = f"{service_url}/webhooks/facebook"
 
-    async def post_last_week(self) -> None:
-        """The page's post from the previous chat, where returning people commented."""
-        self.last_week_post = await self.facebook.page_post(LAST_WEEK)
-
     # -- the host's posts --------------------------------------------------------------------
 
     def host_post(self, platform: str, ref: str) -> str | None:
         """The platform id of a host post named in the script (``Q2``, ``intro``...)."""
-        if ref == "lastweek":
-            return self.last_week_post or None
         texts = self.host_posts(platform)
         for remote_id, text in texts:
             if _names(text, ref):
