@@ -1,4 +1,4 @@
-"""Real-format payloads in bulk, made from the recorded shapes in the shared payloads folder.
+"""Real-format payloads in bulk, made from recorded payloads (the adapters' test copies).
 
 Each generator copies one recorded payload (an X filtered-stream line, a Jetstream commit, a
 Facebook ``feed`` change) and varies only ids, authors, times and text, so the parsers see the
@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from bench import ROOT
 from mhchat_facebook.signature import sign_body
 
 SESSION_START = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
@@ -37,8 +38,13 @@ _TEXTS = (
 )
 
 
-def payloads_root() -> Path:
-    return Path(os.environ.get("MHCHAT_PAYLOADS", "/work/shared/payloads"))
+def recorded(platform: str, name: str) -> Path:
+    """A recorded payload: the copy the adapter's tests keep in the repository, or the
+    shared payloads folder (``MHCHAT_PAYLOADS``) when a checkout lacks it."""
+    local = ROOT / "tests" / "adapters" / platform / "payloads" / Path(name).name
+    if local.is_file():
+        return local
+    return Path(os.environ.get("MHCHAT_PAYLOADS", "/work/shared/payloads")) / platform / name
 
 
 _ENDINGS = (
@@ -72,7 +78,7 @@ def _at(i: int, n: int) -> datetime:
 
 
 def _x_template() -> dict[str, Any]:
-    path = payloads_root() / "x" / "twarc-csv" / "streaming_output_with_error.jsonl"
+    path = recorded("x", "twarc-csv/streaming_output_with_error.jsonl")
     first = path.read_text(encoding="utf-8").splitlines()[0]
     line: dict[str, Any] = json.loads(first)
     line.pop("__twarc", None)  # added by the recording tool, not part of X's message
@@ -119,7 +125,7 @@ def x_stream_lines(n: int, *, authors: int = 400, start: int = 0) -> list[bytes]
 
 
 def _jetstream_post_template() -> dict[str, Any]:
-    path = payloads_root() / "bluesky" / "jetstream-derived.jsonl"
+    path = recorded("bluesky", "jetstream-derived.jsonl")
     for raw in path.read_text(encoding="utf-8").splitlines():
         frame = json.loads(raw)
         commit = frame.get("commit") or {}
@@ -274,7 +280,7 @@ def jetstream_network(n: int, *, authors: int = 400) -> tuple[list[str], int]:
 
 
 def _fb_change_template() -> dict[str, Any]:
-    path = payloads_root() / "facebook" / "webhooks" / "feed-change-comment-add.json"
+    path = recorded("facebook", "webhooks/feed-change-comment-add.json")
     change: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return change
 
