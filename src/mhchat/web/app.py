@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from mhchat.adapters import (
+    Adapter,
     AdapterContext,
     ChatInfo,
     WebhookCapable,
@@ -228,15 +229,17 @@ async def build_app(
 
     async def adapters_ctx(_app: web.Application) -> AsyncIterator[None]:
         if runtime.leases is not None:
-            # Each platform's intake and sending belong to its lease holder.
+            # Each platform's sending belongs to its lease holder, and so does its intake when
+            # that is a stream or polling (one consumer); webhook intake runs on every
+            # instance, behind any load balancer.
             for name in runtime.slots:
                 runtime.leases.add(
                     duty_name(runtime, f"platform.{name}"), platform_duty(runtime, name)
                 )
-            yield
-            return
         for name, slot in runtime.slots.items():
             if slot.adapter is None:
+                continue
+            if runtime.leases is not None and not isinstance(slot.adapter, WebhookCapable):
                 continue
             try:
                 await slot.adapter.start()
@@ -247,7 +250,7 @@ async def build_app(
                 log.error("adapter_start_failed", platform=name, error_type=type(exc).__name__)
         yield
         for name, slot in runtime.slots.items():
-            if slot.adapter is None:
+            if slot.adapter is None or not slot.started:
                 continue
             try:
                 await slot.adapter.stop()
@@ -325,9 +328,12 @@ def platform_duty(runtime: Runtime, name: str) -> DutyBody:
         settings = runtime.settings
         db = runtime.require_db()
         assert runtime.controls is not None
-        await adapter.start()
-        slot.started = True
-        log.info("adapter_started", platform=name, term=fence.token)
+        # A webhook adapter runs on every instance already; a stream adapter only here.
+        owns_adapter = not slot.started
+        if owns_adapter:
+            await adapter.start()
+            slot.started = True
+            log.info("adapter_started", platform=name, term=fence.token)
         try:
             unknown = await recover(
                 db, runtime.clock, chat_id=settings.chat.chat_id, platform=name
@@ -353,13 +359,18 @@ def platform_duty(runtime: Runtime, name: str) -> DutyBody:
             await sender.run()
         finally:
             slot.sender = None
-            slot.started = False
-            try:
-                await adapter.stop()
-            except Exception as exc:  # noqa: BLE001 - the lease is handed back regardless
-                log.error("adapter_stop_failed", platform=name, error_type=type(exc).__name__)
+            if owns_adapter:
+                slot.started = False
+                await _stop_quietly(adapter, name)
 
     return body
+
+
+async def _stop_quietly(adapter: Adapter, name: str) -> None:
+    try:
+        await adapter.stop()
+    except Exception as exc:  # noqa: BLE001 - the lease is handed back regardless
+        log.error("adapter_stop_failed", platform=name, error_type=type(exc).__name__)
 
 
 def component_duty(
