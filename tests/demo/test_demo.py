@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections import Counter, defaultdict
 
+import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
@@ -19,14 +20,27 @@ from mhchat.store.open import open_database
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
 
+DASHBOARD_PAGES: list[tuple[int, str]] = []
+
+
+async def look_at_dashboard(url: str) -> None:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        DASHBOARD_PAGES.append((response.status, await response.text()))
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     out = tmp_path_factory.mktemp("demo")
     console = Console(file=io.StringIO(), width=120)
-    return await run_demo(
-        DemoOptions(speed=300, out=out, browser=False, participants=24, configure_logs=False),
-        console,
+    options = DemoOptions(
+        speed=300,
+        out=out,
+        browser=False,
+        participants=24,
+        configure_logs=False,
+        on_started=look_at_dashboard,
     )
+    return await run_demo(options, console)
 
 
 async def rows(
@@ -53,6 +67,9 @@ class TestDemoAgainstTheScript:
         assert demo.skipped_steps == []
         assert demo.errors == []
         assert demo.dashboard_url.endswith("/dashboard")
+        [(status, page)] = DASHBOARD_PAGES
+        assert status == 200
+        assert "password" in page.lower()
         posts = [s for s in demo.script.steps if s.is_post]
         assert set(demo.remote) == {s.id for s in posts}
 

@@ -16,7 +16,7 @@ import os
 import secrets
 import sys
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +55,8 @@ class DemoOptions:
     participants: int = 36
     configure_logs: bool = True
     """Set up logging for a terminal (warnings only); tests keep their own set-up."""
+    on_started: Callable[[str], Awaitable[None]] | None = None
+    """Called with the dashboard URL once the service answers (tests look at it live)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -177,6 +179,8 @@ async def _with_world(
             webbrowser.open(dashboard)
     try:
         await _wait_connected(world, runtime)
+        if options.on_started is not None:
+            await options.on_started(dashboard)
         await _warm_up(runtime)
         clock.set_speed(options.speed)
         simulator = Simulator(script, world, clock, starts_at)
