@@ -83,8 +83,10 @@ class ReplayReport:
 
     def table(self) -> Table:
         table = Table(title="mhchat replay")
-        for name in ("file", "format", "read", "unreadable", "events", "stored", "duplicates"):
-            table.add_column(name, justify="left" if name in ("file", "format") else "right")
+        table.add_column("file", overflow="fold")
+        table.add_column("format", overflow="fold")
+        for name in ("read", "unreadable", "events", "stored", "duplicates"):
+            table.add_column(name, justify="right")
         for f in self.files:
             table.add_row(
                 f.path.name,
