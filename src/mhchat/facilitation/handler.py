@@ -289,8 +289,8 @@ class FacilitationHandler:
         for (session_id, platform), candidates in groups.items():
             budget = self.settings.reposts.budget.for_platform(platform)
             used_row = await tx.fetchone(
-                "SELECT COUNT(*) FROM session_reposts WHERE chat_id = ? AND session_id = ? AND"
-                " platform = ?",
+                "SELECT COUNT(*) FROM session_reposts"
+                " WHERE chat_id = ? AND session_id = ? AND platform = ?",
                 (batch.chat_id, session_id, platform),
             )
             used = int(used_row[0]) if used_row else 0
@@ -300,18 +300,19 @@ class FacilitationHandler:
                 part = authors[start : start + 300]
                 marks = ", ".join("?" for _ in part)
                 rows = await tx.fetchall(
-                    "SELECT author_id, COUNT(*) FROM session_reposts WHERE chat_id = ? AND"  # noqa: S608 - placeholders only
-                    " session_id = ?"
-                    f" AND platform = ? AND author_id IN ({marks}) GROUP BY author_id",
+                    "SELECT author_id, COUNT(*) FROM session_reposts"  # noqa: S608 - placeholders only
+                    " WHERE chat_id = ? AND session_id = ? AND platform = ?"
+                    f" AND author_id IN ({marks}) GROUP BY author_id",
                     [batch.chat_id, session_id, platform, *part],
                 )
                 counts.update(((platform, str(r[0])), int(r[1])) for r in rows)
             chosen = first_round(candidates, counts, budget - used)
             chosen_keys = {c.remote_id for c in chosen}
+            chosen_authors = {c.author for c in chosen}
             for c in candidates:
                 if c.remote_id in chosen_keys:
                     continue
-                if counts.get(c.author, 0) > 0 or any(o.author == c.author for o in chosen):
+                if counts.get(c.author, 0) > 0 or c.author in chosen_authors:
                     why = (
                         "waiting: this participant was already reposted this session;"
                         " more reposts after the live hour, fairly"
