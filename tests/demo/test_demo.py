@@ -73,6 +73,12 @@ class TestDemoAgainstTheScript:
         posts = [s for s in demo.script.steps if s.is_post]
         assert set(demo.remote) == {s.id for s in posts}
 
+    async def test_compressed_time_leaves_the_transports_steady(self, demo: DemoResult) -> None:
+        # Timers measured with the clock (the X stall detector) are scaled with the speed, and
+        # network timeouts stay real: no stall is seen, no webhook has to be retried.
+        assert demo.x_stream_connections == 1
+        assert demo.webhook_failures == 0
+
     async def test_posts_participants_first_timers_flags_deletions(self, demo: DemoResult) -> None:
         expected = demo.script.expected()
         summary = demo.summary

@@ -72,6 +72,10 @@ class DemoResult:
     database: Path
     session_id: str
     errors: list[str] = field(default_factory=list)
+    x_stream_connections: int = 0
+    """How often the X adapter opened the filtered stream (1: it never had to reconnect)."""
+    webhook_failures: int = 0
+    """Facebook deliveries the service did not answer 2xx on the first attempt."""
 
 
 def chat_start(now: datetime) -> datetime:
@@ -217,6 +221,8 @@ async def _with_world(
         database=database,
         session_id=session_id,
         errors=list(runtime.errors),
+        x_stream_connections=world.x.stream_connections,
+        webhook_failures=sum(1 for d in world.facebook.deliveries if d.attempts[:1] != [200]),
     )
 
 
