@@ -89,7 +89,11 @@ class Actions(DashboardState):
                     await views.set_flag_state(tx, self.chat_id, flag_id, state, now)
                     if signpost_key is not None:
                         await _drop_waiting(
-                            tx, str(signpost_key), now, f"flag {state} by {who} without sending"
+                            tx,
+                            self.chat_id,
+                            str(signpost_key),
+                            now,
+                            f"flag {state} by {who} without sending",
                         )
                     message = "Flag dismissed." if verb == "dismiss" else "Flag marked handled."
                 elif verb == "block":
@@ -134,7 +138,9 @@ class Actions(DashboardState):
     async def _approve_signpost(self, tx: Tx, key: object, text: str, who: str, now: Any) -> str:
         if key is None:
             raise ActionRefused("This flag has no prepared reply.")
-        row = await tx.fetchone("SELECT id FROM actions WHERE key = ?", (str(key),))
+        row = await tx.fetchone(
+            "SELECT id FROM actions WHERE chat_id = ? AND key = ?", (self.chat_id, str(key))
+        )
         found = await ledger.get(tx, int(row[0])) if row else None
         if found is None or found.state is not State.AWAITING_APPROVAL:
             raise ActionRefused("The reply is no longer waiting for approval.")
@@ -238,8 +244,8 @@ class Actions(DashboardState):
         )
 
 
-async def _drop_waiting(tx: Tx, key: str, now: Any, detail: str) -> None:
-    row = await tx.fetchone("SELECT id FROM actions WHERE key = ?", (key,))
+async def _drop_waiting(tx: Tx, chat_id: str, key: str, now: Any, detail: str) -> None:
+    row = await tx.fetchone("SELECT id FROM actions WHERE chat_id = ? AND key = ?", (chat_id, key))
     if row is not None:
         await ledger.transition(
             tx,
