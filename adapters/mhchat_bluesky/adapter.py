@@ -223,9 +223,14 @@ class BlueskyAdapter:
             return HealthStatus.DOWN, f"stopped unexpectedly: {', '.join(dead)}"
         if self.client.auth_problem:
             return HealthStatus.AUTH_EXPIRED, self.client.auth_problem
-        blocked = self.client.budget.blocked_until("write")
-        if blocked is not None:
-            return HealthStatus.RATE_LIMITED, f"writes paused until {blocked.isoformat()}"
+        # A refused sign-in (429 on createSession) blocks every action as surely as a write
+        # limit does, so it must show, not hide behind an OK.
+        for scope, what in (("session", "sign-in"), ("write", "writes")):
+            if scope == "session" and self.client.did is not None:
+                continue  # signed in already: a spent sign-in budget stops nothing
+            blocked = self.client.budget.blocked_until(scope)
+            if blocked is not None:
+                return HealthStatus.RATE_LIMITED, f"{what} paused until {blocked.isoformat()}"
         if self.stream is not None and not self.stream.connected:
             detail = "live stream reconnecting"
             if self.fallback_active:

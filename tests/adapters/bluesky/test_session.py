@@ -67,6 +67,16 @@ class TestSessionReuse:
         assert "AuthenticationRequired" in health.detail
         assert world.emulator.calls(CREATE) == 1
 
+    async def test_refused_sign_in_shows_as_rate_limited(
+        self, world: World, running: Runner
+    ) -> None:
+        """A 429 on createSession at start is reported by health, not hidden behind OK."""
+        world.emulator.rate_limit_next(CREATE, reset_in=300)
+        async with running() as adapter:
+            health = adapter.health()
+        assert health.status.value == "rate_limited"
+        assert "sign-in paused" in health.detail
+
     async def test_session_for_another_server_is_not_imported(
         self, world: World, running: Runner
     ) -> None:
@@ -111,3 +121,4 @@ class TestAutomatedLabel:
             await sink.wait_for(lambda _: {human, bot} <= set(sink.remote_ids()), 5)
         flags = {p.remote_id: p.is_bot for p in sink.posts()}
         assert flags == {human: False, bot: True}
+
