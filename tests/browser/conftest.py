@@ -223,8 +223,13 @@ NewPage = Callable[..., Awaitable[Page]]
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def new_page(browser: Browser, world: World) -> AsyncIterator[NewPage]:
-    """Open a signed-in page (desktop size unless told otherwise)."""
+    """Open a signed-in page (desktop size unless told otherwise).
+
+    Every page's script errors and Content-Security-Policy complaints are collected: a test fails
+    if the dashboard's own code breaks or needs anything the policy forbids.
+    """
     contexts: list[BrowserContext] = []
+    problems: list[str] = []
 
     async def make(viewport: ViewportSize | None = None, *, sign_in: bool = True) -> Page:
         context = await browser.new_context(
@@ -233,6 +238,15 @@ async def new_page(browser: Browser, world: World) -> AsyncIterator[NewPage]:
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = await context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console: {msg.text}")
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         if sign_in:
             await page.goto("/dashboard/login")
             await page.get_by_label("Password or access token").fill(TOKEN)
@@ -243,6 +257,7 @@ async def new_page(browser: Browser, world: World) -> AsyncIterator[NewPage]:
     yield make
     for context in contexts:
         await context.close()
+    assert problems == []
 
 
 async def shoot(page: Page, name: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import orjson
@@ -95,6 +96,8 @@ async def test_feed_snapshot_and_live_page(rig: Rig) -> None:
     assert html.index('id="queue"') < html.index('id="feed"')  # the safety queue comes first
     assert "<script>" not in html
     assert 'src="/dashboard/static/app.js"' in html
+    # Everything the page loads is served by the dashboard itself: no CDN, no remote fonts.
+    assert re.findall(r'(?:src|href)="(?!/dashboard/|#)([^"]*)"', html) == []
     hub = rig.app[DASHBOARD_APP][DASHBOARD].hub
     assert rig.runtime.observers.count(hub.observe) == 1
 
