@@ -236,19 +236,30 @@ async def transition(
     return True
 
 
+_PRIORITY = (
+    " ORDER BY CASE purpose"
+    " WHEN 'question' THEN 0 WHEN 'intro' THEN 0 WHEN 'reminder' THEN 0"
+    " WHEN 'signposting' THEN 1 WHEN 'welcome' THEN 2 WHEN 'undo_repost' THEN 2"
+    " ELSE 3 END, id"
+)
+
+
 async def next_pending(
     tx: Tx, platform: str, *, now: datetime, chat_id: str | None = None
 ) -> LedgerRow | None:
-    """The oldest pending action for a platform whose not-before time has come.
+    """The next pending action for a platform whose not-before time has come.
 
-    With ``chat_id``, only that chat's: each chat posts from its own accounts.
+    Time-bound posts of the chat itself (questions, intro, reminder) go before anything else,
+    then replies to people, then reposts, each oldest first: a backlog of reposts must never
+    hold a question until it goes stale. With ``chat_id``, only that chat's: each chat posts
+    from its own accounts.
     """
     where = " WHERE platform = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
     params: tuple[object, ...] = (platform, State.PENDING.value, now.isoformat())
     if chat_id is not None:
         where += " AND chat_id = ?"
         params = (*params, chat_id)
-    row = await tx.fetchone(_SELECT + where + " ORDER BY id LIMIT 1", params)
+    row = await tx.fetchone(_SELECT + where + _PRIORITY + " LIMIT 1", params)
     return row_to_ledger(row) if row else None
 
 

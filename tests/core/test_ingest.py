@@ -332,3 +332,45 @@ class TestSender:
         async with db.read() as tx:
             rows = await ledger.by_state(tx, "default", [State.SENT])
         assert rows[0].detail == "found on the platform after an unknown outcome"
+
+
+class TestSendOrder:
+    async def test_questions_go_before_a_backlog_of_reposts(
+        self, db: SqliteDatabase, clock: FakeClock, http: aiohttp.ClientSession
+    ) -> None:
+        """A question decided after 20 reposts is still the next thing sent."""
+        from mhchat.actions import Publish  # noqa: PLC0415
+
+        reposts = [
+            Decision(
+                action=Repost(
+                    key=f"repost:fake:{i}",
+                    platform=FAKE,
+                    purpose=Purpose.REPOST,
+                    target=make_post(str(i)).ref,
+                ),
+                reason="test",
+            )
+            for i in range(20)
+        ]
+        question = Decision(
+            action=Publish(
+                key="question:s:2:fake", platform=FAKE, purpose=Purpose.QUESTION, text="Q2"
+            ),
+            reason="schedule",
+        )
+        async with db.write() as tx:
+            await ledger.record(
+                tx, chat_id="default", decisions=[*reposts, question], modes={}, now=clock.now()
+            )
+        adapter = fake_adapter(EventBus(), db, clock, http)
+        sender = Sender(
+            platform=FAKE,
+            adapter=adapter,
+            db=db,
+            clock=clock,
+            controls=Controls(db, "default", {}),
+            min_interval=0,
+        )
+        assert await sender.step()
+        assert [a.key for a in adapter.performed] == ["question:s:2:fake"]
