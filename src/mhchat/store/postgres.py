@@ -105,6 +105,11 @@ class PostgresDatabase:
             # Statements are prepared per connection; a schema change by a migration in
             # another process must not leave stale plans behind.
             max_cached_statement_lifetime=300,
+            # A prepared statement's generic plan is fixed from the statistics of its first
+            # runs, when the tables may be nearly empty (a sequential scan looks cheapest);
+            # as the chat's tables grow that plan would stay. Plan each run for the table as
+            # it is now.
+            server_settings={"plan_cache_mode": "force_custom_plan"},
         )
         return cls(pool, dsn)
 
