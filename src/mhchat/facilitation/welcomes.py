@@ -16,6 +16,10 @@ from mhchat.facilitation.triage.classifier import Verdict
 from mhchat.ledger import Decision
 from mhchat.store.db import Tx
 
+# Platforms whose rules let an app reply only to posts that @mention or quote it (X since
+# February 2026); the adapter enforces the rule, this only explains the decision to the host.
+REPLY_NEEDS_MENTION = frozenset({"x"})
+
 
 async def decide_welcomes(
     tx: Tx, view: BatchView, *, settings: FacilitationSettings, templates: Templates
@@ -75,10 +79,10 @@ async def decide_welcomes(
             f" Be Kind reminder ({used[slot]} of {budget} welcomes on {post.platform}"
             " this session)"
         )
-        if not post.mentions_host:
+        if not post.mentions_host and post.platform in REPLY_NEEDS_MENTION:
             reason += (
-                "; the post does not mention the host, so a platform that requires it (X)"
-                " will skip this reply"
+                f"; the post does not mention the host, and {post.platform} lets an app reply"
+                " only when it does, so the platform will skip this reply"
             )
         decisions.append(
             Decision(
