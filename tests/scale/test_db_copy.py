@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mhchat.actions import Publish, Purpose
+from mhchat.cli import main
 from mhchat.commands import db as db_command
 from mhchat.events import PlatformName, PostReceived
 from mhchat.ledger import Decision, Mode, State, record, transition
@@ -116,3 +117,14 @@ def test_the_command_prints_counts_and_fails_on_bad_urls(
     bad = parser.parse_args(["db", "copy", "--from", "postgresql://x/y", "--to", pg_url])
     assert bad.func(bad) == 1
     assert "must be an SQLite file URL" in capsys.readouterr().err
+
+
+def test_mhchat_migrate_works_on_postgresql(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mhchat.toml"
+    config.write_text(f'[database]\nurl = "{pg_url}"\n', encoding="utf-8")
+    assert main(["migrate", "-c", str(config)]) == 0
+    assert "Applied migrations 0001" in capsys.readouterr().out
+    assert main(["migrate", "-c", str(config)]) == 0
+    assert "Nothing to do" in capsys.readouterr().out

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mhchat.leases import Fence, LeaseManager, LeaseStore
+from mhchat.leases import DutyBody, Fence, LeaseManager, LeaseStore
 from mhchat.store.db import Database
+from mhchat.store.postgres import PostgresDatabase
 
 from .conftest import open_url
 
@@ -113,3 +114,47 @@ async def test_managers_run_a_duty_in_one_process_and_move_it_on_loss(store: Dat
     await a.stop()
     task_b.cancel()
     assert running == []
+
+
+async def test_a_leader_cut_off_from_the_database_is_replaced(pg_url: str) -> None:
+    """The leader's connections are cut: it cannot renew, stops its duty once the lease has
+    expired, and the standby takes over."""
+    first, second = await open_url(pg_url), await open_url(pg_url)
+    assert isinstance(first, PostgresDatabase)
+    store_a, store_b = LeaseStore(first), LeaseStore(second)
+    await store_a.ensure()
+    running: list[str] = []
+
+    def body(who: str) -> DutyBody:
+        async def run(fence: Fence) -> None:
+            running.append(who)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                running.remove(who)
+
+        return run
+
+    a = LeaseManager(store_a, ttl=1.0, interval=0.1, holder="a")
+    b = LeaseManager(store_b, ttl=1.0, interval=0.1, holder="b")
+    a.add("d/duty", body("a"))
+    task_a = asyncio.create_task(a.run())
+    await asyncio.sleep(0.3)
+    b.add("d/duty", body("b"))
+    task_b = asyncio.create_task(b.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert running == ["a"]
+        first.terminate()
+        cut = asyncio.get_running_loop().time()
+        while running != ["b"]:
+            await asyncio.sleep(0.02)
+            assert asyncio.get_running_loop().time() - cut < 5
+        took = asyncio.get_running_loop().time() - cut
+        assert took < 1.0 + 0.5
+        assert a.held() == {}
+    finally:
+        task_a.cancel()
+        task_b.cancel()
+        await b.stop()
+        await second.close()
