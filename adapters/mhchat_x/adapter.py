@@ -26,7 +26,7 @@ from mhchat_x.config import (
     resolved_user_auth,
 )
 from mhchat_x.cost import CostMeter
-from mhchat_x.intake import CURSOR_KEY, Intake
+from mhchat_x.intake import CURSOR_KEY, JOURNAL_KEY, Intake, parse_watch
 from mhchat_x.mapping import HostIdentity, Normaliser, rewind_id
 from mhchat_x.poller import SearchPoller, backfill
 from mhchat_x.ratelimit import RateBook, WriteWindow
@@ -171,8 +171,12 @@ class XAdapter:
                 window_hours=self.settings.compliance_window_hours,
             )
             self.deletions.load(await state.get(RECENT_KEY))
+            # Kept as the journal until the whole list is saved again.
+            self.intake.journal.update(parse_watch(await state.get(JOURNAL_KEY)))
+            self.intake.recent.update(self.intake.journal)
             deletions = self.deletions
             self._spawn("compliance", lambda: deletions.run(self.settings.compliance_interval))
+        self._spawn("persist", self._persist_often)
         self.log.info("x_started", mode=self.mode.value, tier=self.settings.tier.value)
 
     async def stop(self) -> None:
@@ -205,12 +209,24 @@ class XAdapter:
 
         self._tasks.append(asyncio.create_task(guarded(), name=f"x-{name}"))
 
+    async def _persist_often(self) -> None:
+        """Save the deletion watch list, cost and write window while running: a crash skips
+        ``stop()``. Saved well within ``rewind_seconds``, so what a crash loses is searched
+        again by the gap fill at the next start and watched for deletion again."""
+        every = min(10.0, self.settings.rewind_seconds / 3) or 10.0
+        while True:
+            await self.ctx.clock.sleep(every)
+            await self._persist()
+
     async def _persist(self) -> None:
         state = self.ctx.state
         await state.set(COST_KEY, self.cost.dump())
         await state.set(WRITES_KEY, json.dumps(self.window.dump()))
         if self.deletions is not None:
+            saved = list(self.intake.journal)
             await state.set(RECENT_KEY, self.deletions.dump())
+            for key in saved:
+                self.intake.journal.pop(key, None)
 
     # -- host identity ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ cursor stays where it was until a later backfill covers the gap.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -18,6 +19,17 @@ from mhchat_x.mapping import newer_id
 from mhchat_x.status import HealthBoard
 
 CURSOR_KEY = "since_id"
+JOURNAL_KEY = "recent_ids_new"
+"""Ids added to the deletion watch list since it was last saved whole."""
+
+
+def parse_watch(text: str | None) -> dict[str, tuple[str, datetime]]:
+    """A saved watch list (``{lookup id: [remote id, seen]}``); nothing if unreadable."""
+    try:
+        data = json.loads(text or "{}")
+        return {str(k): (str(r), datetime.fromisoformat(s)) for k, (r, s) in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 class Intake:
@@ -30,6 +42,8 @@ class Intake:
         self._pending: str | None = None
         self.recent: dict[str, tuple[str, datetime]] = {}
         """Ids to look up for deletion: lookup id -> (stored remote id, when seen)."""
+        self.journal: dict[str, tuple[str, datetime]] = {}
+        """The part of ``recent`` not yet saved whole (see ``_publish``)."""
         self._reposts: set[str] = set()
 
     def _count(self, events: Sequence[Event], now: datetime) -> None:
@@ -101,6 +115,19 @@ class Intake:
             checkpoint = Checkpoint(key=CURSOR_KEY, value=str(advanced))
         if not events and checkpoint is None:
             return
+        added = {
+            e.post.version or e.post.remote_id: (e.post.remote_id, now)
+            for e in events
+            if isinstance(e, PostReceived | PostEdited)
+        }
+        if added:
+            # The watch list goes ahead of the posts it covers: once a post is stored, so is
+            # its id for the deletion look-ups, even if the process is killed right after.
+            self.journal.update(added)
+            body = {k: [r, seen.isoformat()] for k, (r, seen) in self.journal.items()}
+            await self.sink.publish(
+                [], checkpoint=Checkpoint(key=JOURNAL_KEY, value=json.dumps(body))
+            )
         await self.sink.publish(list(events), checkpoint=checkpoint)
         if checkpoint is not None:
             self.since_id = advanced
