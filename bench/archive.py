@@ -6,8 +6,8 @@ export do not depend on how much history is stored. For each, the whole service 
 the archive in its own process (``bench.archive_probe``) and times the reads that open the
 live view and the export of the newest session's transcript, and reports its peak RSS.
 
-Growth is the slope of log(time) against log(archive size) between the smallest and the
-largest archive: 0 is flat, 1 is linear. The limit beside the times is the floor: Python's
+Growth is the least-squares slope of log(time) against log(archive size) over the sizes: 0 is
+flat, 1 is linear. The limit beside the times is the floor: Python's
 sqlite3 reading the same session's rows from the same file.
 """
 
@@ -68,8 +68,13 @@ def raw_session_read(db: Path, session_id: str) -> float:
 
 
 def slope(points: list[tuple[int, float]]) -> float:
-    (n0, t0), (n1, t1) = points[0], points[-1]
-    return math.log(max(t1, 1e-6) / max(t0, 1e-6)) / math.log(n1 / n0)
+    """Least-squares slope of log(figure) against log(size): 0 flat, 1 linear."""
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(max(v, 1e-6)) for _, v in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
 
 
 async def bench_archive(*, short: bool) -> list[Result]:

@@ -38,7 +38,7 @@ def _dashboard_queries() -> Any:
 queries = _dashboard_queries()
 
 CHAT = "default"
-RUNS = 3
+RUNS = 5
 
 
 async def live_view(db: Database, session_id: str, now: Any) -> int:
