@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 from atproto_client.utils import facet_detection  # type: ignore[import-untyped]
 
 from mhchat.clock import Clock, SystemClock
+from mhchat.emulators.common import ConnectionDropped, FaultQueues, misbehave_before, serve
 
 POST = "app.bsky.feed.post"
 REPOST = "app.bsky.feed.repost"
@@ -61,10 +62,6 @@ class XrpcError(Exception):
             status=self.status,
             headers=self.headers,
         )
-
-
-class _ConnectionDropped(Exception):
-    """The emulator aborted the TCP connection without answering."""
 
 
 @dataclass
@@ -228,7 +225,7 @@ class BlueskyEmulator:
         self._tokens: dict[str, _Token] = {}
         self._session_windows: dict[str, _Window] = {}
         self._points: dict[str, tuple[_Window, _Window]] = {}
-        self._faults: dict[str, list[_Fault]] = {}
+        self._faults: FaultQueues[_Fault] = FaultQueues()
         self._log: list[_LogEntry] = []
         self._last_us = 0
         self._last_tid = 0
@@ -260,15 +257,7 @@ class BlueskyEmulator:
         app.router.add_route("*", "/xrpc/{nsid}", self._dispatch)
         app.router.add_get("/subscribe", self._subscribe)
         self._stopping.clear()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server  # the bound port when port=0
-        assert server is not None
-        sockets = getattr(server, "sockets", [])
-        bound = sockets[0].getsockname()[1]
-        self.base_url = f"http://{host}:{bound}"
+        self._runner, self.base_url = await serve(app, host, port)
         return self.base_url
 
     async def stop(self) -> None:
@@ -517,7 +506,7 @@ class BlueskyEmulator:
         except XrpcError as exc:
             status = exc.status
             return exc.response()
-        except _ConnectionDropped:
+        except ConnectionDropped:
             status = 0
             return web.Response(status=500)  # never reaches the client: the socket is gone
         finally:
@@ -534,32 +523,17 @@ class BlueskyEmulator:
     async def _apply_fault_before(self, request: web.Request, fault: _Fault) -> None:
         if fault.kind == "fail":
             raise XrpcError(fault.status, fault.error, fault.message, fault.headers)
-        if fault.kind == "reset":
-            if request.transport is not None:
-                request.transport.abort()
-            raise _ConnectionDropped
-        if fault.kind == "hang_before":
-            await self._hang()
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
+        await misbehave_before(request, fault, self._hang)
 
     async def _hang(self) -> None:
         await self._stopping.wait()
         raise XrpcError(503, "ServiceUnavailable", "shutting down")
 
     def _add_fault(self, nsid: str, fault: _Fault) -> None:
-        self._faults.setdefault(nsid, []).append(fault)
+        self._faults.add(nsid, fault)
 
     def _take_fault(self, nsid: str) -> _Fault | None:
-        for key in (nsid, "*"):
-            queue = self._faults.get(key)
-            if queue:
-                fault = queue[0]
-                fault.times -= 1
-                if fault.times <= 0:
-                    queue.pop(0)
-                return fault
-        return None
+        return self._faults.take(nsid)
 
     # --------------------------------------------------------------------- auth
 

@@ -36,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from mhchat.clock import Clock, SystemClock
+from mhchat.emulators.common import serve
 
 RATE_LIMIT_MESSAGES = {
     4: "(#4) Application request limit reached",
@@ -185,12 +186,7 @@ class FacebookEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application()
         app.router.add_route("*", r"/{version:v\d+\.\d+}/{path:.*}", self._graph)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0][1]
-        self.base_url = f"http://{host}:{bound}"
+        self._runner, self.base_url = await serve(app, host, port, access_log=True)
         self._http = aiohttp.ClientSession()
         self._release.clear()
         return self.base_url

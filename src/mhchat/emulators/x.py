@@ -35,6 +35,7 @@ from authlib.oauth1.rfc5849.wrapper import OAuth1Request  # type: ignore[import-
 from twitter_text import extract_urls_with_indices, parse_tweet
 
 from mhchat.clock import Clock, SystemClock
+from mhchat.emulators.common import ConnectionDropped, FaultQueues, misbehave_before, serve
 
 TWEPOCH_MS = 1288834974657
 PROBLEMS = "https://api.x.com/2/problems/"
@@ -76,10 +77,6 @@ class XApiError(Exception):
 
     def response(self) -> web.Response:
         return web.json_response(self.body, status=self.status, headers=self.headers, dumps=_dumps)
-
-
-class _Dropped(Exception):
-    """The fault closed the socket: there is nobody to answer."""
 
 
 def _dumps(value: Any) -> str:
@@ -194,7 +191,7 @@ class XEmulator:
         self._last_id = 0
         self._windows: dict[tuple[str, str], _Window] = {}
         self._day_windows: dict[tuple[str, str], _Window] = {}
-        self._faults: dict[str, list[_Fault]] = {}
+        self._faults: FaultQueues[_Fault] = FaultQueues()
         self._streams: set[_Stream] = set()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -238,14 +235,7 @@ class XEmulator:
             app.router.add_route(method, path, self._wrap(endpoint, allowed, handler))
         app.router.add_post("/2/oauth2/token", self._token)
         self._stopping.clear()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        bound = getattr(server, "sockets", [])[0].getsockname()[1]
-        self.base_url = f"http://{host}:{bound}"
+        self._runner, self.base_url = await serve(app, host, port)
         return self.base_url
 
     async def stop(self) -> None:
@@ -381,22 +371,22 @@ class XEmulator:
 
     def fail_next(self, endpoint: str, *, status: int = 503, times: int = 1) -> None:
         """The next ``times`` calls of ``endpoint`` ("*" for any) fail with ``status``."""
-        self._faults.setdefault(endpoint, []).append(_Fault("fail", times, status=status))
+        self._faults.add(endpoint, _Fault("fail", times, status=status))
 
     def rate_limit_next(self, endpoint: str, *, reset_in: float = 60.0, times: int = 1) -> None:
-        self._faults.setdefault(endpoint, []).append(_Fault("429", times, reset_in=reset_in))
+        self._faults.add(endpoint, _Fault("429", times, reset_in=reset_in))
 
     def reset_connection_next(self, endpoint: str, *, times: int = 1) -> None:
         """Drop the connection before the call has any effect."""
-        self._faults.setdefault(endpoint, []).append(_Fault("reset", times))
+        self._faults.add(endpoint, _Fault("reset", times))
 
     def hang_next(self, endpoint: str, *, after_write: bool, times: int = 1) -> None:
         """Never answer; with ``after_write`` the call takes effect first."""
         kind = "hang_after" if after_write else "hang_before"
-        self._faults.setdefault(endpoint, []).append(_Fault(kind, times))
+        self._faults.add(endpoint, _Fault(kind, times))
 
     def slow_next(self, endpoint: str, seconds: float, *, times: int = 1) -> None:
-        self._faults.setdefault(endpoint, []).append(_Fault("slow", times, seconds=seconds))
+        self._faults.add(endpoint, _Fault("slow", times, seconds=seconds))
 
     def set_limit(self, endpoint: str, per_app: int, per_user: int | None = None) -> None:
         self.limits[endpoint] = (per_app, per_app if per_user is None else per_user)
@@ -694,7 +684,7 @@ class XEmulator:
             except XApiError as exc:
                 status = exc.status
                 return exc.response()
-            except _Dropped:
+            except ConnectionDropped:
                 status = 0
                 return web.Response(status=500)  # never reaches the client: it gave up
             else:
@@ -716,30 +706,15 @@ class XEmulator:
                 "x-rate-limit-reset": str(reset),
             }
             raise exc
-        if fault.kind == "reset":
-            if request.transport is not None:
-                request.transport.abort()
-            raise _Dropped
-        if fault.kind == "hang_before":
-            await self._hang()
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
+        await misbehave_before(request, fault, self._hang)
 
     async def _hang(self) -> None:
         """Hold the request until the emulator stops; the client times out first."""
         await self._stopping.wait()
-        raise _Dropped
+        raise ConnectionDropped
 
     def _take_fault(self, endpoint: str) -> _Fault | None:
-        for key in (endpoint, "*"):
-            queue = self._faults.get(key)
-            if queue:
-                fault = queue[0]
-                fault.times -= 1
-                if fault.times <= 0:
-                    queue.pop(0)
-                return fault
-        return None
+        return self._faults.take(endpoint)
 
     def _authorize(self, request: web.Request, allowed: set[str]) -> Principal:
         header = request.headers.get("Authorization", "")
