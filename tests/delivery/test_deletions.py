@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mhchat import transcript
 from mhchat.config import parse_settings
 from mhchat.emulators.bluesky import REPOST
 from mhchat.emulators.facebook import Person
@@ -112,6 +113,9 @@ async def test_deletions_and_forget_me_through_the_platforms(tmp_path: Path) -> 
         assert first not in {v.remote_id for v in after}
         assert reply in {v.remote_id for v in after}  # bob's answer stays
         shown = {v.remote_id for g in groups for t in g.threads for v in t.posts}
+        exported = transcript.to_markdown(await transcript.build(db, "default", session_id))
+        assert "a walk every morning" not in exported
+        assert "mornings are the best" in exported
         assert first not in shown
         assert reply in shown
         states = dict(await rows("SELECT key, state FROM actions WHERE target_id = ?", (first,)))
@@ -161,6 +165,9 @@ async def test_deletions_and_forget_me_through_the_platforms(tmp_path: Path) -> 
         )
         assert waiting == []
         assert await rows("SELECT 1 FROM posts WHERE remote_id = ?", (d1,))  # dave stays
+        exported = transcript.to_markdown(await transcript.build(db, "default", session_id))
+        assert "sleep has been hard" not in exported
+        assert "talking helps" in exported
         # Meta redelivers an old webhook with carol's comment: it stays forgotten.
         for delivery in p.fb.deliveries:
             delivery.delivered = False
