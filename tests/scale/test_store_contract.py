@@ -240,3 +240,26 @@ async def test_two_processes_migrating_at_once_apply_each_file_once(pg_url: str)
     finally:
         for db in dbs:
             await db.close()
+
+
+async def test_many_keyed_updates_apply_like_one_by_one(store: Database) -> None:
+    await store_posts(store, ["u1", "u2", "u3"])
+    update = (
+        "UPDATE posts SET thread_root = ?, question_n = ? WHERE chat_id = ? AND platform = ?"
+        " AND remote_id = ?"
+    )
+    async with store.write() as tx:
+        await tx.executemany(
+            update,
+            [("u1", 1, "default", FAKE, "u1"), (None, 2, "default", FAKE, "u2")],
+        )
+        # A key twice in one call: the last row wins, as one statement after another.
+        await tx.executemany(
+            update,
+            [("first", 5, "default", FAKE, "u3"), ("last", 6, "default", FAKE, "u3")],
+        )
+    async with store.read() as tx:
+        rows = await tx.fetchall(
+            "SELECT remote_id, thread_root, question_n FROM posts ORDER BY remote_id"
+        )
+    assert rows == [("u1", "u1", 1), ("u2", None, 2), ("u3", "last", 6)]

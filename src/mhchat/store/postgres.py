@@ -10,6 +10,7 @@ so the duties that must be single still are. Reads use the pool and never wait f
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -51,6 +52,22 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+_KEYED_UPDATE = re.compile(
+    r"^\s*UPDATE\s+(?P<table>[a-z_]+)\s+SET\s+(?P<sets>(?:[a-z_]+\s*=\s*\?\s*,\s*)*"
+    r"[a-z_]+\s*=\s*\?)\s+WHERE\s+(?P<keys>(?:[a-z_]+\s*=\s*\?\s+AND\s+)*"
+    r"[a-z_]+\s*=\s*\?)\s*$",
+    re.IGNORECASE,
+)
+_ARRAY_TYPES = {
+    "text": "text",
+    "integer": "int4",
+    "bigint": "int8",
+    "double precision": "float8",
+}
+_COLUMN_TYPES: dict[str, dict[str, str]] = {}
+"""Column types per table, read once per process (migrations only add columns at start)."""
+
+
 class PostgresTx:
     __slots__ = ("_conn",)
     dialect = "postgresql"
@@ -64,8 +81,54 @@ class PostgresTx:
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         batch = [tuple(r) for r in rows]
-        if batch:
-            await self._conn.executemany(to_dollar(sql), batch)
+        if not batch:
+            return
+        keyed = _KEYED_UPDATE.match(sql) if len(batch) > 1 else None
+        if keyed is not None and await self._bulk_update(keyed, batch):
+            return
+        await self._conn.executemany(to_dollar(sql), batch)
+
+    async def _bulk_update(self, keyed: re.Match[str], batch: list[tuple[Any, ...]]) -> bool:
+        """``UPDATE t SET a = ?, ... WHERE k = ? AND ...`` for many rows as one statement.
+
+        Row by row, each update is planned and run on its own; ``UPDATE ... FROM unnest(...)``
+        does the batch in one. Only when no key repeats (else the last row must win, which a
+        join does not promise) and every column is of a known type.
+        """
+        table = keyed["table"]
+        sets = [c.strip().split("=")[0].strip() for c in keyed["sets"].split(",")]
+        keys = [c.strip().split("=")[0].strip() for c in keyed["keys"].split(" AND ")]
+        columns = [*sets, *keys]
+        if len(columns) != len(batch[0]):
+            return False
+        if len({row[len(sets) :] for row in batch}) != len(batch):
+            return False
+        types = await self._column_types(table)
+        if any(types.get(c) not in _ARRAY_TYPES for c in columns):
+            return False
+        arrays = [list(col) for col in zip(*batch, strict=True)]
+        names = ", ".join(f"c{i}" for i in range(len(columns)))
+        casts = ", ".join(f"${i + 1}::{_ARRAY_TYPES[types[c]]}[]" for i, c in enumerate(columns))
+        assignments = ", ".join(f"{c} = v.c{i}" for i, c in enumerate(sets))
+        matches = " AND ".join(f"t.{c} = v.c{len(sets) + i}" for i, c in enumerate(keys))
+        await self._conn.execute(
+            f"UPDATE {table} AS t SET {assignments} FROM unnest({casts}) AS v({names})"  # noqa: S608 - identifiers from our own SQL
+            f" WHERE {matches}",
+            *arrays,
+        )
+        return True
+
+    async def _column_types(self, table: str) -> dict[str, str]:
+        found = _COLUMN_TYPES.get(table)
+        if found is None:
+            rows = await self._conn.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = $1",
+                table,
+            )
+            found = {str(r[0]): str(r[1]) for r in rows}
+            _COLUMN_TYPES[table] = found
+        return found
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         record = await self._conn.fetchrow(to_dollar(sql), *params)
