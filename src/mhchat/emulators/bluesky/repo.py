@@ -116,12 +116,8 @@ class BlueskyRepo(BlueskyJetstream):
     def _commit_body(self) -> dict[str, Any]:
         return {"cid": make_cid({"rev": self._tid()}), "rev": self._tid()}
 
-    async def _create_record(
-        self, request: web.Request, body: dict[str, Any], did: str | None
-    ) -> dict[str, Any]:
-        collection, record = self._checked_write(body, did)
-        headers = self._consume_points(str(did), "create")
-        stored = self._write(str(did), collection, record, rkey=body.get("rkey"))
+    def _write_answer(self, stored: StoredRecord, headers: dict[str, str]) -> dict[str, Any]:
+        """createRecord's and putRecord's output, with the rate-limit headers to send."""
         return {
             "uri": stored.uri,
             "cid": stored.cid,
@@ -129,6 +125,14 @@ class BlueskyRepo(BlueskyJetstream):
             "validationStatus": "valid",
             "__headers__": headers,
         }
+
+    async def _create_record(
+        self, request: web.Request, body: dict[str, Any], did: str | None
+    ) -> dict[str, Any]:
+        collection, record = self._checked_write(body, did)
+        headers = self._consume_points(str(did), "create")
+        stored = self._write(str(did), collection, record, rkey=body.get("rkey"))
+        return self._write_answer(stored, headers)
 
     async def _put_record(
         self, request: web.Request, body: dict[str, Any], did: str | None
@@ -144,13 +148,7 @@ class BlueskyRepo(BlueskyJetstream):
         exists = current is not None
         headers = self._consume_points(str(did), "update" if exists else "create")
         stored = self._write(str(did), collection, record, rkey=rkey)
-        return {
-            "uri": stored.uri,
-            "cid": stored.cid,
-            "commit": self._commit_body(),
-            "validationStatus": "valid",
-            "__headers__": headers,
-        }
+        return self._write_answer(stored, headers)
 
     def _checked_write(self, body: dict[str, Any], did: str | None) -> tuple[str, dict[str, Any]]:
         repo, collection, record = body.get("repo"), body.get("collection"), body.get("record")
