@@ -9,10 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
+from tests.adapters.conftest import adapter_context, started
 
-from mhchat.adapters import AdapterContext, ChatInfo
-from mhchat.clock import Clock, SystemClock
+from mhchat.adapters import AdapterContext
+from mhchat.clock import Clock
 from mhchat.emulators.bluesky import BlueskyEmulator
 from mhchat.events import PlatformName
 from mhchat.testing import MemoryState, RecordingSink
@@ -53,12 +53,8 @@ class World:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[BlueskyEmulator]:
-    emu = BlueskyEmulator()
-    await emu.start()
-    try:
+    async with started(BlueskyEmulator()) as emu:
         yield emu
-    finally:
-        await emu.stop()
 
 
 @pytest.fixture
@@ -71,12 +67,6 @@ def world(emulator: BlueskyEmulator) -> World:
     )
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def context(
     http: aiohttp.ClientSession,
     sink: RecordingSink,
@@ -85,17 +75,7 @@ def context(
     clock: Clock | None = None,
     password: str = PASSWORD,
 ) -> AdapterContext:
-    return AdapterContext(
-        platform=BLUESKY,
-        chat=ChatInfo(chat_id="default", hashtag="MHChat"),
-        sink=sink,
-        http=http,
-        clock=clock or SystemClock(),
-        log=structlog.get_logger("test").bind(platform="bluesky"),
-        state=sink.state,
-        settings=settings,
-        secrets={"APP_PASSWORD": password},
-    )
+    return adapter_context(BLUESKY, http, sink, settings, {"APP_PASSWORD": password}, clock=clock)
 
 
 Runner = Callable[..., Any]

@@ -11,12 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.adapters.conftest import adapter_context, started
 
-from mhchat.adapters import AdapterContext, ChatInfo
-from mhchat.clock import Clock, SystemClock
+from mhchat.adapters import AdapterContext
+from mhchat.clock import Clock
 from mhchat.emulators.facebook import FacebookEmulator, Person, meta_json, sign
 from mhchat.events import AdapterHealthChanged, Event, PlatformName
 from mhchat.testing import RecordingSink
@@ -75,33 +75,13 @@ def context(
     secrets: Mapping[str, str],
     clock: Clock | None = None,
 ) -> AdapterContext:
-    return AdapterContext(
-        platform=FACEBOOK,
-        chat=ChatInfo(chat_id="default", hashtag="MHChat"),
-        sink=sink,
-        http=http,
-        clock=clock or SystemClock(),
-        log=structlog.get_logger("test").bind(platform="facebook"),
-        state=sink.state,
-        settings=settings,
-        secrets=secrets,
-    )
+    return adapter_context(FACEBOOK, http, sink, settings, secrets, clock=clock)
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[FacebookEmulator]:
-    emu = FacebookEmulator(retry_delays=(0.0, 0.02, 0.05))
-    await emu.start()
-    try:
+    async with started(FacebookEmulator(retry_delays=(0.0, 0.02, 0.05))) as emu:
         yield emu
-    finally:
-        await emu.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
+from tests.adapters.conftest import adapter_context, started
 
-from mhchat.adapters import AdapterContext, ChatInfo
+from mhchat.adapters import AdapterContext
 from mhchat.clock import Clock, SystemClock
 from mhchat.emulators.x import XEmulator
 from mhchat.events import PlatformName, PostReceived
@@ -38,18 +38,8 @@ FAST: dict[str, Any] = {
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[XEmulator]:
-    emu = XEmulator(keepalive_seconds=0.15)
-    await emu.start()
-    try:
+    async with started(XEmulator(keepalive_seconds=0.15)) as emu:
         yield emu
-    finally:
-        await emu.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @dataclass
@@ -65,18 +55,14 @@ class Rig:
     secrets: dict[str, str] | None = None
 
     def context(self, sink: RecordingSink | None = None) -> AdapterContext:
-        return AdapterContext(
-            platform=X,
-            chat=ChatInfo(chat_id="default", hashtag="MHChat"),
-            sink=sink or RecordingSink(self.state),
-            http=self.http,
+        return adapter_context(
+            X,
+            self.http,
+            sink or RecordingSink(self.state),
+            {**FAST, "api_base": self.emu.base_url, **self.settings},
+            self.secrets if self.secrets is not None else self.emu.adapter_secrets(self.auth),
             clock=self.clock,
-            log=structlog.get_logger("test").bind(platform="x"),
             state=self.state,
-            settings={**FAST, "api_base": self.emu.base_url, **self.settings},
-            secrets=self.secrets
-            if self.secrets is not None
-            else self.emu.adapter_secrets(self.auth),
         )
 
     def adapter(self, sink: RecordingSink | None = None) -> tuple[XAdapter, RecordingSink]:
