@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
 from collections import Counter
@@ -54,12 +55,16 @@ def live_schedule() -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def json_logs(path: Path, secret_values: list[str]) -> AsyncIterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     with path.open("w", encoding="utf-8") as out:
         configure_logging(level="info", json=True, secrets=secret_values, stream=out)
         try:
             yield
         finally:
             structlog.reset_defaults()
+            root.handlers[:] = handlers
+            root.setLevel(level)
 
 
 def slow_disk(db: Any, delay: float) -> None:
