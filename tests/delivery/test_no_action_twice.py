@@ -21,7 +21,7 @@ from mhchat.events import PlatformName, PostRef, RemoteId
 from mhchat.ledger import Decision, State
 from mhchat.sender import Sender
 from mhchat.store.chats import ensure_chat
-from mhchat.store.db import SqliteDatabase
+from mhchat.store.db import Database, SqliteDatabase
 from mhchat.store.migrate import migrate
 from mhchat.testing import FakeAdapter, FakeClock, MemoryState, RecordingSink
 from mhchat.web.app import build_app
@@ -39,7 +39,7 @@ def repost(n: int) -> Repost:
     )
 
 
-async def states(db: SqliteDatabase) -> dict[str, str]:
+async def states(db: Database) -> dict[str, str]:
     async with db.read() as tx:
         rows = await tx.fetchall("SELECT key, state FROM actions")
     return {str(k): str(s) for k, s in rows}
