@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-import mhchat.facilitation.settings  # noqa: F401 - registers the [schedule]/[safety] checks
+import mhchat.facilitation.settings
 import mhchat.web.dashboard.settings  # noqa: F401 - registers the [dashboard] check
+from mhchat.adapters import Capability
 from mhchat.chats import build_deployment, has_many_chats, parse_chats
 from mhchat.clock import Clock
 from mhchat.config import Settings
@@ -27,7 +28,12 @@ from mhchat.web.app import AppHook, add_component, build_app
 def install_facilitation(app: web.Application, runtime: Runtime) -> None:
     """Decide on every stored batch; run the session scheduler as a background duty."""
     fac = facilitation_settings(runtime.settings)
-    handler = FacilitationHandler(fac, modes=runtime.modes)
+    cannot_repost = frozenset(
+        name
+        for name, slot in runtime.slots.items()
+        if slot.adapter is not None and Capability.REPOST not in type(slot.adapter).capabilities
+    )
+    handler = FacilitationHandler(fac, modes=runtime.modes, cannot_repost=cannot_repost)
     runtime.handlers.append(handler)
 
     async def load_triage_model(_app: web.Application) -> None:

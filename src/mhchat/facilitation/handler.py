@@ -56,8 +56,12 @@ class FacilitationHandler:
         modes: dict[Purpose, Mode],
         triage: Triage | None = None,
         templates: Templates | None = None,
+        cannot_repost: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
+        # Platforms whose adapter has no repost (a Facebook page cannot share a comment):
+        # deciding one there would only fill the ledger with failures.
+        self.cannot_repost = cannot_repost
         self.schedule = Schedule(settings.schedule)
         self.triage = triage or build_triage(settings)
         self.templates = templates or load_templates(settings.welcomes.templates)
@@ -260,6 +264,9 @@ class FacilitationHandler:
         closes: dict[str, Session] = {}
         for post in posts:
             key = key_of(post)
+            if post.platform in self.cannot_repost:
+                notes.setdefault(key, f"not reposted: {post.platform} has no reposts")
+                continue
             author = (post.platform, post.author.author_id)
             session = view.sessions[key]
             why = self._why_not(
