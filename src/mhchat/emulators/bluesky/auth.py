@@ -10,13 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mhchat.emulators.bluesky.model import (
-    Account,
-    XrpcError,
-    _b64url,
-    _Token,
-    _Window,
-)
+from mhchat.emulators.bluesky.model import Account, XrpcError, _b64url, _Token, _Window
 from mhchat.emulators.bluesky.repo import BlueskyRepo
 
 

@@ -8,12 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mhchat.emulators.bluesky.model import (
-    _NO_AUTH,
-    Handler,
-    RecordedRequest,
-    XrpcError,
-)
+from mhchat.emulators.bluesky.model import _NO_AUTH, Handler, RecordedRequest, XrpcError
 from mhchat.emulators.bluesky.participants import BlueskyParticipants
 from mhchat.emulators.common import ConnectionDropped, serve
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mhchat.emulators.bluesky.appview import BlueskyAppview
-from mhchat.emulators.bluesky.model import (
-    XrpcError,
-    _Fault,
-)
+from mhchat.emulators.bluesky.model import XrpcError, _Fault
 from mhchat.emulators.common import misbehave_before
 
 

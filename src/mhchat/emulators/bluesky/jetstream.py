@@ -9,9 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from mhchat.emulators.bluesky.model import (
-    _LogEntry,
-)
+from mhchat.emulators.bluesky.model import _LogEntry
 from mhchat.emulators.bluesky.state import BlueskyState
 
 

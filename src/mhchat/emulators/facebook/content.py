@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mhchat.emulators.facebook.model import (
-    GraphFailure,
-    Node,
-    Person,
-)
+from mhchat.emulators.facebook.model import GraphFailure, Node, Person
 from mhchat.emulators.facebook.webhooks import FacebookWebhooks
 
 

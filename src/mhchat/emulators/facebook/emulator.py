@@ -16,9 +16,7 @@ from aiohttp import web
 
 from mhchat.emulators.common import serve
 from mhchat.emulators.facebook.graph import FacebookGraph
-from mhchat.emulators.facebook.model import (
-    Person,
-)
+from mhchat.emulators.facebook.model import Person
 
 
 class FacebookEmulator(FacebookGraph):

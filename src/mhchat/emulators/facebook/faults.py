@@ -9,11 +9,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from mhchat.emulators.facebook.content import FacebookContent
-from mhchat.emulators.facebook.model import (
-    RATE_LIMIT_MESSAGES,
-    GraphFailure,
-    _Fault,
-)
+from mhchat.emulators.facebook.model import RATE_LIMIT_MESSAGES, GraphFailure, _Fault
 
 
 class FacebookFaults(FacebookContent):

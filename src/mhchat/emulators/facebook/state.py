@@ -10,13 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from mhchat.clock import Clock, SystemClock
-from mhchat.emulators.facebook.model import (
-    Delivery,
-    Node,
-    Person,
-    SentRecord,
-    _Fault,
-)
+from mhchat.emulators.facebook.model import Delivery, Node, Person, SentRecord, _Fault
 
 
 class FacebookState:

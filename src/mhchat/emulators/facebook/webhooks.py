@@ -10,11 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from mhchat.emulators.facebook.model import (
-    Delivery,
-    meta_json,
-    sign,
-)
+from mhchat.emulators.facebook.model import Delivery, meta_json, sign
 from mhchat.emulators.facebook.state import FacebookState
 
 

@@ -10,11 +10,7 @@ from aiohttp import web
 from authlib.oauth1.rfc5849 import signature as oauth1_signature  # type: ignore[import-untyped]
 from authlib.oauth1.rfc5849.wrapper import OAuth1Request  # type: ignore[import-untyped]
 
-from mhchat.emulators.x.model import (
-    Principal,
-    RecordedRequest,
-    XApiError,
-)
+from mhchat.emulators.x.model import Principal, RecordedRequest, XApiError
 from mhchat.emulators.x.stream import XStream
 
 

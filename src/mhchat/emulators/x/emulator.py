@@ -8,12 +8,7 @@ import orjson
 from aiohttp import web
 
 from mhchat.emulators.common import ConnectionDropped, serve
-from mhchat.emulators.x.model import (
-    _HEADERS,
-    Handler,
-    RecordedRequest,
-    XApiError,
-)
+from mhchat.emulators.x.model import _HEADERS, Handler, RecordedRequest, XApiError
 from mhchat.emulators.x.routes import XRoutes
 
 

@@ -6,10 +6,7 @@ from aiohttp import web
 
 from mhchat.emulators.common import ConnectionDropped, misbehave_before
 from mhchat.emulators.x.limits import XLimits
-from mhchat.emulators.x.model import (
-    XApiError,
-    _Fault,
-)
+from mhchat.emulators.x.model import XApiError, _Fault
 
 
 class XFaults(XLimits):

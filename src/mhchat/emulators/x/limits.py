@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 from mhchat.emulators.x.auth import XAuth
-from mhchat.emulators.x.model import (
-    Principal,
-    XApiError,
-    _Window,
-)
+from mhchat.emulators.x.model import Principal, XApiError, _Window
 
 
 class XLimits(XAuth):

@@ -6,13 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mhchat.emulators.x.model import (
-    _HEADERS,
-    Tweet,
-    XUser,
-    _dumps,
-    _iso,
-)
+from mhchat.emulators.x.model import _HEADERS, Tweet, XUser, _dumps, _iso
 from mhchat.emulators.x.tweets import XTweets
 
 

@@ -11,12 +11,7 @@ from aiohttp import web
 from twitter_text import parse_tweet
 
 from mhchat.emulators.x.faults import XFaults
-from mhchat.emulators.x.model import (
-    PROBLEMS,
-    REPLY_RULE_DETAIL,
-    Principal,
-    XApiError,
-)
+from mhchat.emulators.x.model import PROBLEMS, REPLY_RULE_DETAIL, Principal, XApiError
 
 
 class XRoutes(XFaults):

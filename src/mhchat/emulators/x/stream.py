@@ -8,15 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mhchat.emulators.x.model import (
-    _HEADERS,
-    PROBLEMS,
-    Principal,
-    Tweet,
-    XApiError,
-    _iso,
-    _Stream,
-)
+from mhchat.emulators.x.model import _HEADERS, PROBLEMS, Principal, Tweet, XApiError, _iso, _Stream
 from mhchat.emulators.x.render import XRender
 
 

@@ -9,12 +9,7 @@ from typing import Any
 
 from twitter_text import extract_urls_with_indices, parse_tweet
 
-from mhchat.emulators.x.model import (
-    HASHTAG,
-    MENTION,
-    Tweet,
-    XApiError,
-)
+from mhchat.emulators.x.model import HASHTAG, MENTION, Tweet, XApiError
 from mhchat.emulators.x.state import XState
 
 
