@@ -201,7 +201,7 @@ async def test_the_standby_takes_over_without_loss_or_double_action(
                     rows = await conn.fetch("SELECT remote_id FROM posts")
                     have = {r[0] for r in rows}
                     missing = [p for p in posted if p not in have]
-                    # Known X adapter gap (reported upstream): it saves a post's id in its
+                    # Known X adapter gap (test_x_journal_gap.py): it saves a post's id in its
                     # deletion-watch journal before publishing the post, and at start treats
                     # every journalled id as already delivered. A kill between those two
                     # publishes loses the post: the next holder's gap fill finds it and drops it.
