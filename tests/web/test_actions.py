@@ -54,7 +54,7 @@ class TestKillSwitch:
         status, _ = await post_form(rig, "/dashboard/controls/kill", csrf, value="off")
         assert status == 200
         await until(lambda: _is(state_of(rig, "repost:fake:k1"), "sent"))
-        assert next(a.key for a in rig.fake.performed) == "repost:fake:k1"
+        assert "repost:fake:k1" in [a.key for a in rig.fake.performed]
         audit = await rig.rows(
             "SELECT detail FROM audit WHERE what = 'set kill_switch' ORDER BY id"
         )
