@@ -28,6 +28,10 @@ def _x_length(text: str) -> int:
 
 
 def _graphemes(text: str) -> int:
+    # In ASCII every character is its own grapheme except the pair CR LF: the exact count
+    # without ``grapheme``'s per-character state machine (about 70 us for a welcome).
+    if text.isascii():
+        return len(text) - text.count("\r\n")
     return int(grapheme.length(text))
 
 
