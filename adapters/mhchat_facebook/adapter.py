@@ -138,7 +138,7 @@ class FacebookAdapter:
         try:
             fut = self.ctx.sink.offer([event])
         except Exception as exc:  # noqa: BLE001 - a report must not break the watcher or an action
-            self.ctx.log.error("facebook_health_report_failed", **failure(exc))  # noqa: TRY400
+            self.ctx.log.error("facebook_health_report_failed", **failure(exc))
             return
         if fut is not None:
             fut.add_done_callback(consume_future)
@@ -156,7 +156,7 @@ class FacebookAdapter:
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad poll
             self._graph_problem = f"backfill failed: {type(exc).__name__}"
             # No traceback locals in the log: they would carry people's posts.
-            self.ctx.log.error("facebook_backfill_crashed", **failure(exc))  # noqa: TRY400
+            self.ctx.log.error("facebook_backfill_crashed", **failure(exc))
 
     async def _saved_gap(self) -> datetime | None:
         """Where the catch-up after a restart starts: the last stored delivery, bounded."""

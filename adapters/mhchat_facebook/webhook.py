@@ -126,7 +126,7 @@ class WebhookEndpoint:
                 self.counters["webhook_errors"] += 1
                 # No traceback locals in the log: they would carry the body, people's posts.
                 where = failure(exc)
-                self._ctx.log.error("facebook_webhook_failed", path=request.path, **where)  # noqa: TRY400
+                self._ctx.log.error("facebook_webhook_failed", path=request.path, **where)
                 return web.Response(status=503, text="try again")
 
         return guarded

@@ -202,7 +202,7 @@ class XAdapter:
                 raise
             except Exception as exc:  # noqa: BLE001 - a loop's failure becomes health
                 # No traceback: exception messages may quote payload text.
-                self.log.error("x_task_failed", task=name, error=type(exc).__name__)  # noqa: TRY400
+                self.log.error("x_task_failed", task=name, error=type(exc).__name__)
                 self.board.set(
                     name, HealthStatus.DOWN, f"X {name} stopped after {type(exc).__name__}"
                 )

@@ -161,6 +161,10 @@ class RecordingSink:
 FAKE = PlatformName("fake")
 
 
+def _ref(remote_id: str | None) -> PostRef | None:
+    return PostRef(remote_id=RemoteId(remote_id)) if remote_id else None
+
+
 def make_post(
     remote_id: str,
     *,
@@ -182,7 +186,7 @@ def make_post(
         text=text,
         created_at=created_at or datetime(2026, 1, 7, 20, 5, tzinfo=UTC),
         reply_parent=PostRef(remote_id=RemoteId(parent)) if parent else None,
-        reply_root=PostRef(remote_id=RemoteId(root or parent)) if (root or parent) else None,
+        reply_root=_ref(root or parent),
         quoted=PostRef(remote_id=RemoteId(quoted)) if quoted else None,
         hashtags=("mhchat",),
         is_own=is_own,

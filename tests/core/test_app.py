@@ -61,9 +61,9 @@ class TestApp:
             assert runtime.bus is not None
             assert runtime.bus.depth == 1
             # Start a fresh worker that the shutdown must let finish.
-            from mhchat.web.app import spawn  # noqa: PLC0415
+            from mhchat.web.tasks import spawn  # noqa: PLC0415
 
-            spawn(runtime, "ingest", runtime.worker.run())
+            _ = spawn(runtime, "ingest", runtime.worker.run())
         from mhchat.store.db import SqliteDatabase  # noqa: PLC0415
 
         db = await SqliteDatabase.open(tmp_path / "app.db")
