@@ -32,6 +32,10 @@ def parse_watch(text: str | None) -> dict[str, tuple[str, datetime]]:
         return {}
 
 
+_DELIVERED_MAX = 100_000
+"""Enough for any gap fill's overlap; the oldest ids are forgotten first."""
+
+
 class Intake:
     def __init__(self, sink: EventSink, board: HealthBoard, since_id: str | None) -> None:
         self.sink = sink
@@ -45,12 +49,22 @@ class Intake:
         self.journal: dict[str, tuple[str, datetime]] = {}
         """The part of ``recent`` not yet saved whole (see ``_publish``)."""
         self._reposts: set[str] = set()
+        self._delivered: dict[str, None] = {}
+        """Ids this process has published: the only ones a gap fill may drop as duplicates.
+
+        Kept apart from ``recent`` on purpose: the watch list is loaded from state at start and
+        is saved ahead of the posts it covers, so an id in it may belong to a post that never
+        reached the store (a kill between the two saves); the store dedupes the rest.
+        """
 
     def _count(self, events: Sequence[Event], now: datetime) -> None:
         for event in events:
             if isinstance(event, PostReceived | PostEdited):
                 post = event.post
                 self.recent[post.version or post.remote_id] = (post.remote_id, now)
+                self._delivered[post.version or post.remote_id] = None
+                if len(self._delivered) > _DELIVERED_MAX:
+                    del self._delivered[next(iter(self._delivered))]
                 self.board.bump("posts_edited" if isinstance(event, PostEdited) else "posts")
             elif isinstance(event, RepostSeen):
                 self.board.bump("reposts_seen")
@@ -96,7 +110,7 @@ class Intake:
         for event in events:
             if isinstance(event, PostReceived | PostEdited):
                 key = event.post.version or event.post.remote_id
-                if key in self.recent:
+                if key in self._delivered:
                     self.board.bump("duplicates_dropped")
                     continue
             elif isinstance(event, RepostSeen):

@@ -1,10 +1,9 @@
 """A gap the failover test found in the X adapter, pinned down without any process killing.
 
-The X adapter publishes a post's id to its deletion-watch journal (``recent_ids_new``) before
-it publishes the post, and at start it treats every journalled id as already delivered. When
-the process dies between those two publishes, the post is in neither the store nor the stream:
-the next holder's gap fill finds it on X and drops it as a duplicate. Expected to fail until
-the adapter keeps "delivered" apart from "watched for deletion".
+The X adapter saves a post's id to its deletion-watch journal (``recent_ids_new``) before it
+publishes the post. When the process dies between those two saves, the post is in neither the
+store nor the stream, so the next start's gap fill must deliver it again rather than take the
+journalled id for a delivered post.
 """
 
 from __future__ import annotations
@@ -64,9 +63,6 @@ async def until(predicate: object, within: float = 8.0) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="X adapter: journalled ids are taken as delivered"
-)
 async def test_a_post_journalled_but_not_published_is_found_again() -> None:
     emu = XEmulator(keepalive_seconds=0.15)
     await emu.start()
