@@ -103,7 +103,7 @@ _INSERT_ACTION = (
     "INSERT INTO actions (chat_id, key, platform, kind, purpose, payload, state, mode,"
     " reason, target_id, not_after, not_before, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (key) DO NOTHING"
+    " ON CONFLICT (chat_id, key) DO NOTHING"
 )
 _INSERT_CREATED = (
     "INSERT INTO action_transitions (action_id, from_state, to_state, at, detail)"
@@ -163,8 +163,8 @@ async def record(
         part = keys[start : start + _CHUNK]
         marks = ", ".join("?" for _ in part)
         rows = await tx.fetchall(
-            f"SELECT key FROM actions WHERE key IN ({marks})",  # noqa: S608 - placeholders only
-            part,
+            f"SELECT key FROM actions WHERE chat_id = ? AND key IN ({marks})",  # noqa: S608
+            (chat_id, *part),
         )
         existing.update(str(r[0]) for r in rows)
     fresh = [k for k in keys if k not in existing]
@@ -176,8 +176,8 @@ async def record(
         part = fresh[start : start + _CHUNK]
         marks = ", ".join("?" for _ in part)
         rows = await tx.fetchall(
-            f"SELECT key, id FROM actions WHERE key IN ({marks})",  # noqa: S608
-            part,
+            f"SELECT key, id FROM actions WHERE chat_id = ? AND key IN ({marks})",  # noqa: S608
+            (chat_id, *part),
         )
         ids.update((str(r[0]), int(r[1])) for r in rows)
     await tx.executemany(

@@ -98,3 +98,66 @@ class TestMigrate:
                 await migrate(db, folder)
         finally:
             await db.close()
+
+
+class TestActionKeysPerChat:
+    async def test_upgrade_keeps_the_ledger_and_scopes_keys_by_chat(
+        self, tmp_path: Path, folder: Path
+    ) -> None:
+        """0004 rebuilds the ledger: rows and transitions survive; a key is unique per chat."""
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        from mhchat.actions import Publish, Purpose  # noqa: PLC0415
+        from mhchat.events import PlatformName  # noqa: PLC0415
+        from mhchat.ledger import Decision, Mode, record  # noqa: PLC0415
+
+        older = tmp_path / "older"
+        older.mkdir()
+        for f in sorted(folder.glob("*.sql")):  # noqa: ASYNC240 - a test's tmp folder
+            if int(f.name[:4]) < 4:
+                shutil.copy(f, older / f.name)
+        db = await SqliteDatabase.open(tmp_path / "a.db")
+
+        def question(chat: str) -> tuple[str, Decision]:
+            action = Publish(
+                key="question:2026-11-25:1:x",
+                platform=PlatformName("x"),
+                purpose=Purpose.QUESTION,
+                text=f"Q1 for {chat}",
+            )
+            return chat, Decision(action=action, reason="due")
+
+        now = datetime(2026, 11, 25, 20, tzinfo=UTC)
+        try:
+            await migrate(db, older)
+            async with db.write() as tx:
+                # A row as the 0001 schema held it, written as the earlier code wrote it.
+                await tx.execute(
+                    "INSERT INTO actions (chat_id, key, platform, kind, purpose, payload,"
+                    " state, mode, reason, created_at, updated_at) VALUES ('alpha',"
+                    " 'question:2026-11-25:1:x', 'x', 'publish', 'question', '{}', 'sent',"
+                    " 'auto', 'due', 't', 't')"
+                )
+                await tx.execute(
+                    "INSERT INTO action_transitions (action_id, to_state, at)"
+                    " VALUES (1, 'sent', 't')"
+                )
+            await migrate(db, folder)
+            async with db.read() as tx:
+                kept = await tx.fetchall("SELECT chat_id, key FROM actions")
+                transitions = await tx.fetchall("SELECT action_id FROM action_transitions")
+            assert kept == [("alpha", "question:2026-11-25:1:x")]
+            assert len(transitions) == 1
+            for chat in ("alpha", "beta"):
+                _, decision = question(chat)
+                async with db.write() as tx:
+                    new = await record(
+                        tx,
+                        chat_id=chat,
+                        decisions=[decision],
+                        modes={Purpose.QUESTION: Mode.AUTO},
+                        now=now,
+                    )
+                assert new == ([] if chat == "alpha" else ["question:2026-11-25:1:x"])
+        finally:
+            await db.close()

@@ -215,17 +215,7 @@ async def test_two_chats_run_side_by_side_and_nothing_crosses(
     assert {(c, p) for c, p, s in actions if p == "repost" and s == "sent"} <= {("beta", "repost")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known gap: actions.key is UNIQUE across chats and the facilitation keys"
-        " (question:<session date>:<n>:<platform>, welcome:, repost:, signpost:) carry no chat"
-        " id, so a second chat with a session on the same date and platform loses its"
-        " decision. Fix: UNIQUE (chat_id, key) (migration) with the ledger's ON CONFLICT and"
-        " the key look-ups in the scheduler, views and dashboard scoped by chat."
-    ),
-)
-async def test_same_day_sessions_in_two_chats_collide(pg_url: str) -> None:
+async def test_same_day_sessions_in_two_chats_each_get_their_questions(pg_url: str) -> None:
     db = await PostgresDatabase.open(pg_url)
     try:
         await migrate(db)

@@ -190,7 +190,10 @@ class Scheduler:
             deadline = decision.action.not_after
             if decision.action.key not in fresh or deadline is None or deadline >= now:
                 continue
-            row = await tx.fetchone("SELECT id FROM actions WHERE key = ?", (decision.action.key,))
+            row = await tx.fetchone(
+                "SELECT id FROM actions WHERE chat_id = ? AND key = ?",
+                (self.settings.chat_id, decision.action.key),
+            )
             if row is None:
                 continue
             late = int((now - (deadline - lateness)).total_seconds() // 60)

@@ -188,7 +188,7 @@ async def safety_queue(
         " FROM safety_flags f"
         " LEFT JOIN posts p ON p.chat_id = f.chat_id AND p.platform = f.platform"
         " AND p.remote_id = f.remote_id"
-        " LEFT JOIN actions a ON a.key = f.signpost_key"
+        " LEFT JOIN actions a ON a.chat_id = f.chat_id AND a.key = f.signpost_key"
         f" WHERE f.chat_id = ? AND f.expires_at > ?{state_cond}"
         " ORDER BY CASE f.category WHEN 'crisis' THEN 0 WHEN 'abuse' THEN 1 ELSE 2 END,"
         " f.created_at DESC",
