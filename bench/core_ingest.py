@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.table import Result
 from mhchat.bus import BusSink, EventBus
 from mhchat.clock import SystemClock
+from mhchat.config import BusSettings
 from mhchat.events import PlatformName, PostReceived
 from mhchat.ingest import IngestWorker
 from mhchat.store.chats import ensure_chat
@@ -94,7 +95,7 @@ async def bench_core_ingest(*, short: bool) -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         raw = raw_rate(rows, folder)
-        ours = await mhchat_rate(events, folder, batch=500)
+        ours = await mhchat_rate(events, folder, batch=BusSettings().max_batch)
     return [
         Result(
             name=f"core ingest: bus + store ({n:,} posts)",

@@ -24,6 +24,7 @@ from bench.payloads import APP_SECRET, HOST_DID, PAGE_ID
 from mhchat.actions import Purpose
 from mhchat.bus import BusSink, EventBus
 from mhchat.clock import SystemClock
+from mhchat.config import BusSettings
 from mhchat.events import Event, PlatformName, PostReceived
 from mhchat.facilitation.handler import FacilitationHandler
 from mhchat.facilitation.settings import FacilitationSettings, parse_facilitation
@@ -120,7 +121,7 @@ async def open_pipeline(
     settings: FacilitationSettings | None = None,
     observers: Sequence[Observer] = (),
     capacity: int = 1000,
-    max_batch: int = 500,
+    max_batch: int = BusSettings().max_batch,
 ) -> Pipeline:
     db = await SqliteDatabase.open(path)
     await migrate(db)

@@ -65,7 +65,7 @@ class WebSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BusSettings:
     capacity: int = 1000
-    max_batch: int = 500
+    max_batch: int = 2000
     shutdown_deadline_seconds: float = 10.0
     backend: str = "memory"
     """``memory`` (in-process queue) or ``nats`` (NATS JetStream, for several processes)."""
@@ -272,7 +272,7 @@ def _bus(doc: Mapping[str, Any], problems: list[str]) -> BusSettings:
     bus_t = _Reader(_table(doc, "bus", problems), "bus", problems)
     bus = BusSettings(
         capacity=bus_t.integer("capacity", 1000, minimum=1),
-        max_batch=bus_t.integer("max_batch", 500, minimum=1),
+        max_batch=bus_t.integer("max_batch", 2000, minimum=1),
         shutdown_deadline_seconds=bus_t.number("shutdown_deadline_seconds", 10.0),
         backend=bus_t.text("backend", "memory"),
         nats_url=bus_t.text("nats_url", "nats://127.0.0.1:4222"),
