@@ -13,7 +13,9 @@ from mhchat.cli import build_parser, main
 from mhchat.demo.clock import SpeedClock
 
 START = datetime(2026, 11, 25, 19, 50, tzinfo=UTC)
-JETSTREAM = Path("/work/shared/payloads/bluesky/jetstream-derived.jsonl")
+JETSTREAM = (
+    Path(__file__).resolve().parents[1] / "adapters/bluesky/payloads/jetstream-derived.jsonl"
+)
 
 
 class TestSpeedClock:
@@ -63,7 +65,6 @@ class TestCommands:
         assert main(["demo", "--participants", "5", "--no-browser"]) == 2
         assert "at least 15" in capsys.readouterr().err
 
-    @pytest.mark.skipif(not JETSTREAM.is_file(), reason="the recorded payloads are not here")
     def test_replay_command_imports_and_reports_unknown_files(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -15,18 +15,20 @@ from mhchat.replay import FACEBOOK, JETSTREAM, UNKNOWN, X_PAGES, X_STREAM, detec
 from mhchat.replay import replay as run_replay
 from mhchat.store.open import open_database
 
-PAYLOADS = Path("/work/shared/payloads")
+# The recorded payloads, as the adapters' tests keep them (sources in each folder's README).
+PAYLOADS = Path(__file__).resolve().parents[1] / "adapters"
 
 X_FILES = [
-    PAYLOADS / "x/twarc-csv/brexit.jsonl",
-    PAYLOADS / "x/twarc-csv/kpop.jsonl",
-    PAYLOADS / "x/twarc-csv/streaming_output_with_error.jsonl",
+    PAYLOADS / "x/payloads/brexit.jsonl",
+    PAYLOADS / "x/payloads/kpop.jsonl",
+    PAYLOADS / "x/payloads/streaming_output_with_error.jsonl",
 ]
-JETSTREAM_FILE = PAYLOADS / "bluesky/jetstream-derived.jsonl"
-FACEBOOK_FILES = sorted((PAYLOADS / "facebook/webhooks").glob("*.json"))
-
-pytestmark = pytest.mark.skipif(
-    not JETSTREAM_FILE.is_file(), reason="the recorded payloads are not on this machine"
+JETSTREAM_FILE = PAYLOADS / "bluesky/payloads/jetstream-derived.jsonl"
+FACEBOOK_FILES = sorted(
+    [
+        *(PAYLOADS / "facebook/payloads").glob("feed-change-*.json"),
+        *(PAYLOADS / "facebook/payloads").glob("envelope-*.json"),
+    ]
 )
 
 
@@ -129,14 +131,14 @@ class TestDetection:
     @pytest.mark.parametrize(
         ("path", "fmt"),
         [
-            ("x/twarc-csv/brexit.jsonl", X_PAGES),
-            ("x/twarc-csv/two_tweets.jsonl", X_PAGES),
-            ("x/twarc-csv/streaming_output_with_error.jsonl", X_STREAM),
-            ("bluesky/jetstream-derived.jsonl", JETSTREAM),
-            ("facebook/webhooks/envelope-batched-two-pages-comment-add.json", FACEBOOK),
-            ("facebook/webhooks/feed-change-comment-add.json", FACEBOOK),
-            ("x/twarc-csv/counts.jsonl", UNKNOWN),
-            ("facebook/graph-api/error.json", UNKNOWN),
+            ("x/payloads/brexit.jsonl", X_PAGES),
+            ("x/payloads/two_tweets.jsonl", X_PAGES),
+            ("x/payloads/streaming_output_with_error.jsonl", X_STREAM),
+            ("bluesky/payloads/jetstream-derived.jsonl", JETSTREAM),
+            ("facebook/payloads/envelope-batched-two-pages-comment-add.json", FACEBOOK),
+            ("facebook/payloads/feed-change-comment-add.json", FACEBOOK),
+            ("x/payloads/counts.jsonl", UNKNOWN),
+            ("facebook/payloads/error.json", UNKNOWN),
         ],
     )
     def test_format_from_content(self, path: str, fmt: str) -> None:
@@ -144,7 +146,7 @@ class TestDetection:
         assert detect(objects) == fmt
 
     def test_a_truncated_stream_line_is_counted_not_fatal(self) -> None:
-        objects, bad = read_objects(PAYLOADS / "x/twarc-csv/streaming_output_with_error.jsonl")
+        objects, bad = read_objects(PAYLOADS / "x/payloads/streaming_output_with_error.jsonl")
         assert (len(objects), bad) == (7, 1)
 
 
