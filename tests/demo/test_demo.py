@@ -23,6 +23,10 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")
 DASHBOARD_PAGES: list[tuple[int, str]] = []
 
 
+CONSOLE_OUT = io.StringIO()
+"""What the demo printed; not a terminal, as in a CI log."""
+
+
 async def look_at_dashboard(url: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         DASHBOARD_PAGES.append((response.status, await response.text()))
@@ -31,7 +35,7 @@ async def look_at_dashboard(url: str) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     out = tmp_path_factory.mktemp("demo")
-    console = Console(file=io.StringIO(), width=120)
+    console = Console(file=CONSOLE_OUT, width=120)
     options = DemoOptions(
         speed=300,
         out=out,
@@ -72,6 +76,15 @@ class TestDemoAgainstTheScript:
         assert "password" in page.lower()
         posts = [s for s in demo.script.steps if s.is_post]
         assert set(demo.remote) == {s.id for s in posts}
+
+    async def test_progress_is_printed_when_not_on_a_terminal(self, demo: DemoResult) -> None:
+        lines = [
+            ln for ln in CONSOLE_OUT.getvalue().splitlines() if ln.startswith("#MHChat demo:")
+        ]
+        assert len(lines) >= 2
+        assert any("live, minute" in ln for ln in lines)
+        bad = [ln for ln in lines if not ("x posted" in ln and "facebook posted" in ln)]
+        assert bad == []
 
     async def test_compressed_time_leaves_the_transports_steady(self, demo: DemoResult) -> None:
         # Timers measured with the clock (the X stall detector) are scaled with the speed, and

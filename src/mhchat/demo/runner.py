@@ -278,6 +278,19 @@ async def _play(
 ) -> None:
     task = asyncio.create_task(simulator.run(), name="demo-simulator")
     stored: dict[str, int] = {}
+    if not console.is_terminal:
+        # Redirected to a file or a CI log: a plain line every few seconds instead of a
+        # redrawn table, so the progress is still there to read.
+        ticks = 0
+        while not (task.done() and clock.now() >= closes_at + timedelta(seconds=30)):
+            if ticks % 20 == 0:
+                stored = await _stored(runtime)
+                line = _progress_line(simulator.progress, runtime, clock, starts_at, stored)
+                console.print(line, soft_wrap=True)
+            ticks += 1
+            await asyncio.sleep(0.25)
+        await task
+        return
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while True:
             stored = await _stored(runtime)
@@ -296,6 +309,35 @@ async def _stored(runtime: Runtime) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
+def _phase(clock: SpeedClock, starts_at: datetime) -> str:
+    minutes = (clock.now() - starts_at).total_seconds() / 60
+    if minutes < 0:
+        return f"before the chat (starts in {-minutes:.0f} min)"
+    if minutes < LENGTH_MINUTES:
+        return f"live, minute {minutes:.0f} of {LENGTH_MINUTES}"
+    return f"after hours, {minutes - LENGTH_MINUTES:.0f} min past the hour"
+
+
+def _sent(runtime: Runtime, platform: str) -> int:
+    slot = runtime.slots.get(platform)
+    sender = slot.sender if slot is not None else None
+    return sender.stats.sent if sender is not None else 0
+
+
+def _progress_line(
+    progress: Progress,
+    runtime: Runtime,
+    clock: SpeedClock,
+    starts_at: datetime,
+    stored: dict[str, int],
+) -> str:
+    parts = [
+        f"{p} posted {progress.posted[p]}, stored {stored.get(p, 0)}, sent {_sent(runtime, p)}"
+        for p in PLATFORMS
+    ]
+    return f"#MHChat demo: {_phase(clock, starts_at)}; " + "; ".join(parts)
+
+
 def _progress(
     progress: Progress,
     runtime: Runtime,
@@ -303,27 +345,18 @@ def _progress(
     starts_at: datetime,
     stored: dict[str, int],
 ) -> Group:
-    minutes = (clock.now() - starts_at).total_seconds() / 60
-    if minutes < 0:
-        phase = f"before the chat (starts in {-minutes:.0f} min)"
-    elif minutes < LENGTH_MINUTES:
-        phase = f"live, minute {minutes:.0f} of {LENGTH_MINUTES}"
-    else:
-        phase = f"after hours, {minutes - LENGTH_MINUTES:.0f} min past the hour"
+    phase = _phase(clock, starts_at)
     table = Table(show_header=True, header_style="bold")
     table.add_column("platform")
     table.add_column("posted by participants", justify="right")
     table.add_column("stored", justify="right")
     table.add_column("actions sent", justify="right")
     for platform in PLATFORMS:
-        slot = runtime.slots.get(platform)
-        sender = slot.sender if slot is not None else None
-        sent = sender.stats.sent if sender is not None else 0
         table.add_row(
             platform,
             str(progress.posted[platform]),
             str(stored.get(platform, 0)),
-            str(sent),
+            str(_sent(runtime, platform)),
         )
     return Group(Text(f"#MHChat demo: {phase} (x{clock.speed:g})"), table)
 
