@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,14 +24,9 @@ from pathlib import Path
 from bench import ROOT
 from bench.payloads import facebook_bodies, signed
 from bench.table import Result
+from mhchat.testing import free_port
 
 CONNECTIONS = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(kind: str, port: int, db: Path | None, log: Path) -> subprocess.Popen[bytes]:

@@ -13,7 +13,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from aiohttp import web
 from mhchat.emulators.bluesky import POST, REPOST, BlueskyEmulator, StoredRecord
 from mhchat.emulators.facebook import FacebookEmulator
 from mhchat.emulators.x import Principal, XEmulator
+from mhchat.tomlwrite import to_toml
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 BSKY_HOST = "mhchathost.test"
@@ -96,33 +96,6 @@ async def meta_retries(fb: FacebookEmulator, rounds: int = 30) -> int:
             return n - 1
         await asyncio.gather(*(fb._send(d) for d in failed))
     return rounds
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(type(value))
-
-
-def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for a config: nested tables of plain values."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            lines += [f"\n[{prefix}{key}]", to_toml(value, f"{prefix}{key}.")]
-    return "\n".join(line for line in lines if line)
 
 
 def schedule_now(minutes_ago: int = 0) -> tuple[datetime, dict[str, Any]]:

@@ -30,9 +30,10 @@ from mhchat.config import parse_settings
 from mhchat.emulators.facebook import FacebookEmulator, Person
 from mhchat.logs import configure_logging
 from mhchat.service import build_service
+from mhchat.testing import free_port
 from mhchat.web.keys import RUNTIME
 
-from .harness import free_port, leaks, meta_retries
+from .harness import leaks, meta_retries
 
 pytestmark = [pytest.mark.timeout(300)]
 

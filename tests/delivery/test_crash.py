@@ -36,11 +36,11 @@ from mhchat.actions import Publish, Reply, Repost
 from mhchat.codec import action_from_json
 from mhchat.emulators.bluesky import POST, REPOST
 from mhchat.emulators.facebook import Person
+from mhchat.testing import free_port
 
 from .harness import (
     Platforms,
     Service,
-    free_port,
     leaks,
     meta_retries,
     query,

@@ -25,9 +25,10 @@ from mhchat.emulators.bluesky import REPOST
 from mhchat.emulators.facebook import Person
 from mhchat.facilitation import views
 from mhchat.service import build_service
+from mhchat.testing import free_port
 from mhchat.web.keys import RUNTIME
 
-from .harness import Platforms, free_port
+from .harness import Platforms
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 

@@ -20,11 +20,11 @@ import aiohttp
 import pytest
 
 from mhchat.emulators.facebook import Person
+from mhchat.testing import free_port
 
 from .harness import (
     Platforms,
     Service,
-    free_port,
     leaks,
     meta_retries,
     query,

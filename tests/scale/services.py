@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,47 +31,6 @@ X_FAST: dict[str, Any] = {
     "min_poll_interval": 0.2,
     "compliance_interval": 3600.0,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(type(value))
-
-
-def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for our configs: nested tables of plain values and arrays of tables."""
-    lines: list[str] = []
-    scalars = {
-        k: v
-        for k, v in doc.items()
-        if not isinstance(v, dict | list)
-        or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
-    }
-    for key, value in scalars.items():
-        lines.append(f"{key} = {toml_value(value)}")
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            lines.append(f"\n[{name}]")
-            lines.append(to_toml(value, f"{name}."))
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                lines.append(f"\n[[{name}]]")
-                lines.append(to_toml(item, f"{name}."))
-    return "\n".join(line for line in lines if line != "")
 
 
 def session_now(now: datetime | None = None) -> tuple[datetime, dict[str, Any]]:

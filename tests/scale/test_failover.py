@@ -24,9 +24,11 @@ import nats
 import pytest
 
 from mhchat.emulators.x import XEmulator
+from mhchat.testing import free_port
+from mhchat.tomlwrite import to_toml
 
 from .conftest import NATS_URL, PgDatabases, require_nats, unique
-from .services import X_FAST, Figures, Service, free_port, questions_file, session_now, to_toml
+from .services import X_FAST, Figures, Service, questions_file, session_now
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.timeout(480)]
 

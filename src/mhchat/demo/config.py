@@ -16,6 +16,7 @@ from mhchat.demo.script import (
     QUESTION_OFFSETS,
     Script,
 )
+from mhchat.tomlwrite import to_toml as write_toml
 
 QUESTIONS = (
     "How are you, really, this week?",
@@ -110,34 +111,6 @@ def questions_toml() -> str:
 
 
 def to_toml(doc: Mapping[str, Any]) -> str:
-    """A small TOML writer for the demo's document (tables of plain values)."""
-    lines: list[str] = ["# Written by `mhchat demo`: the service pointed at local emulators.", ""]
-
-    def table(prefix: str, values: Mapping[str, Any]) -> None:
-        plain = {k: v for k, v in values.items() if not isinstance(v, Mapping) or k == "budget"}
-        nested = {k: v for k, v in values.items() if k not in plain}
-        if plain or not nested:
-            lines.append(f"[{prefix}]")
-            lines.extend(f"{k} = {_value(v)}" for k, v in plain.items())
-            lines.append("")
-        for key, sub in nested.items():
-            table(f"{prefix}.{key}", sub)
-
-    for name, values in doc.items():
-        table(name, values)
-    return "\n".join(lines)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    """The demo's configuration document as TOML."""
+    header = "# Written by `mhchat demo`: the service pointed at local emulators.\n"
+    return header + write_toml(doc) + "\n"

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mhchat.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 TOOL_DIR = ROOT / "tools" / "atproto-network"
 INSTALL_SCRIPT = TOOL_DIR / "install.sh"
@@ -86,13 +88,6 @@ def install(timeout: float = 900.0) -> Path:
     if not NODE.exists():
         raise NetworkError(f"{INSTALL_SCRIPT} succeeded but {NODE} is missing")
     return NODE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
