@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from mhchat.runtime import Runtime
+from mhchat.store.db import Database
 from mhchat.store.posts import StoredBatch
 from mhchat.web.dashboard import queries
 
@@ -51,7 +52,7 @@ class LiveHub:
     _deleted: list[dict[str, str]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_panels: str = ""
-    _since: str = ""
+    _since: int = 0
     """The newest ledger change already pushed (a post's decisions are re-sent on change)."""
     dropped_clients: int = 0
 
@@ -86,7 +87,7 @@ class LiveHub:
         """Background duty: turn noted changes into events."""
         db = runtime.require_db()
         chat_id = runtime.settings.chat.chat_id
-        self._since = runtime.clock.now().isoformat()
+        self._since = await _newest_transition(db)
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.tick_seconds):
@@ -95,7 +96,7 @@ class LiveHub:
             if not self.clients:
                 self._pending.clear()
                 self._deleted.clear()
-                self._since = runtime.clock.now().isoformat()
+                self._since = await _newest_transition(db)
                 continue
             keys, self._pending = list(self._pending), {}
             deleted, self._deleted = self._deleted, []
@@ -165,3 +166,8 @@ class LiveHub:
         for client in list(self.clients):
             client.close()
         self.clients.clear()
+
+
+async def _newest_transition(db: Database) -> int:
+    async with db.read() as tx:
+        return await queries.newest_transition(tx)

@@ -178,15 +178,25 @@ async def recent_decisions(tx: Tx, chat_id: str, limit: int = 40) -> list[Ledger
     return [ledger.row_to_ledger(r) for r in rows]
 
 
-async def touched_since(tx: Tx, chat_id: str, since: str) -> tuple[list[tuple[str, str]], str]:
-    """Posts whose actions changed state after ``since``, and the newest change seen."""
+async def newest_transition(tx: Tx) -> int:
+    row = await tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM action_transitions")
+    return int(row[0]) if row else 0
+
+
+async def touched_since(tx: Tx, chat_id: str, since: int) -> tuple[list[tuple[str, str]], int]:
+    """Posts whose actions changed state after transition ``since``, and the newest seen.
+
+    Transition ids only grow, unlike timestamps: two changes in the same clock tick (or under
+    a clock that stands still) are never mistaken for one already pushed.
+    """
     rows = await tx.fetchall(
-        "SELECT platform, target_id, MAX(updated_at) FROM actions"
-        " WHERE chat_id = ? AND updated_at > ? AND target_id IS NOT NULL"
-        " GROUP BY platform, target_id",
+        "SELECT a.platform, a.target_id, MAX(t.id) FROM action_transitions t"
+        " JOIN actions a ON a.id = t.action_id"
+        " WHERE a.chat_id = ? AND t.id > ? AND a.target_id IS NOT NULL"
+        " GROUP BY a.platform, a.target_id",
         (chat_id, since),
     )
-    newest = max([since, *(str(r[2]) for r in rows)])
+    newest = max([since, *(int(r[2]) for r in rows)])
     return [(str(r[0]), str(r[1])) for r in rows], newest
 
 
