@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -91,6 +92,36 @@ class ChatInfo:
     """Without the leading ``#``."""
 
 
+class SpooledDelivery(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def received_at(self) -> datetime: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+class IntakeSpool(Protocol):
+    """A durable first stop for pushed deliveries (webhooks), this adapter's own.
+
+    ``put`` returns once the raw body is on disk (False: full, answer 503); the adapter reads
+    deliveries back with ``take`` and calls ``done`` once their events are stored."""
+
+    async def put(self, body: bytes, received_at: datetime) -> bool: ...
+
+    async def take(self, limit: int) -> Sequence[SpooledDelivery]: ...
+
+    async def done(self, ids: Sequence[int]) -> None: ...
+
+    async def wait(self) -> None:
+        """Return once something is waiting."""
+        ...
+
+    def depth(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdapterContext:
     """The narrow ports an adapter receives. Never the core."""
@@ -106,6 +137,8 @@ class AdapterContext:
     """This adapter's table from the TOML file (no secrets)."""
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Environment variables under ``MHCHAT_<PLATFORM>_*``, with that prefix removed."""
+    spool: IntakeSpool | None = None
+    """Where a webhook adapter writes deliveries before answering; None: answer once stored."""
 
 
 @runtime_checkable

@@ -45,6 +45,22 @@ class ChatSettings:
 class DatabaseSettings:
     url: str = "sqlite:///var/mhchat.db"
     keep_raw: bool = False
+    spool: str = ""
+    """The intake spool's file (webhook deliveries before they are parsed); "" puts it
+    beside the SQLite database, or at var/mhchat.spool with PostgreSQL."""
+    spool_capacity: int = 100_000
+    """Deliveries the spool may hold before webhooks are answered 503 (Meta retries)."""
+    spool_max_wait_seconds: float = 30.0
+    """In a flood, how long parsing may wait while deliveries keep arriving (intake first)."""
+
+    @property
+    def spool_path(self) -> str:
+        if self.spool:
+            return self.spool
+        path = self.sqlite_path
+        if path == ":memory:":
+            return ":memory:"
+        return f"{path}.spool" if path else "var/mhchat.spool"
 
     @property
     def sqlite_path(self) -> str | None:
@@ -244,7 +260,11 @@ def _chat(doc: Mapping[str, Any], problems: list[str]) -> ChatSettings:
 def _database(doc: Mapping[str, Any], problems: list[str]) -> DatabaseSettings:
     db_t = _Reader(_table(doc, "database", problems), "database", problems)
     database = DatabaseSettings(
-        url=db_t.text("url", "sqlite:///var/mhchat.db"), keep_raw=db_t.flag("keep_raw", False)
+        url=db_t.text("url", "sqlite:///var/mhchat.db"),
+        keep_raw=db_t.flag("keep_raw", False),
+        spool=db_t.text("spool", ""),
+        spool_capacity=db_t.integer("spool_capacity", 100_000, minimum=100),
+        spool_max_wait_seconds=db_t.number("spool_max_wait_seconds", 30.0),
     )
     if database.sqlite_path is None and not database.url.startswith(
         ("postgresql://", "postgres://")

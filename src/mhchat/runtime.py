@@ -18,6 +18,7 @@ from mhchat.ingest import BatchHandler, IngestWorker, Observer
 from mhchat.leases import LeaseManager
 from mhchat.ledger import Mode
 from mhchat.sender import Sender
+from mhchat.spool import Spool
 from mhchat.store.db import Database
 
 
@@ -91,6 +92,8 @@ class Runtime:
     ready: bool = False
     leases: LeaseManager | None = None
     """With several processes: the duties this process holds or waits for (``mhchat.leases``)."""
+    spool: Spool | None = None
+    """Webhook deliveries on disk before they are parsed (``mhchat.spool``)."""
 
     def require_db(self) -> Database:
         if self.db is None:

@@ -21,6 +21,7 @@ from mhchat.config import Settings
 from mhchat.errors import ConfigError
 from mhchat.events import PlatformName
 from mhchat.runtime import AdapterSlot, Component, DbState, Runtime
+from mhchat.spool import Spool, SpoolPort
 from mhchat.store.db import Database
 from mhchat.web import health
 from mhchat.web.keys import RUNTIME
@@ -84,6 +85,7 @@ async def build_app(
     session = http or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     owns_session = http is None
 
+    runtime.spool = Spool(settings.database.spool_path, capacity=settings.database.spool_capacity)
     factories = load_factories([a.name for a in settings.enabled_adapters])
     for adapter_settings in settings.enabled_adapters:
         name = adapter_settings.name
@@ -104,6 +106,7 @@ async def build_app(
             state=_LazyState(runtime, name),
             settings=adapter_settings.options,
             secrets=adapter_settings.secrets,
+            spool=SpoolPort(runtime.spool, f"{settings.chat.chat_id}:{name}"),
         )
         try:
             slot.adapter = factory(ctx)

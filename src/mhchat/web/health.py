@@ -37,6 +37,11 @@ async def readyz(request: web.Request) -> web.Response:
             "capacity": bus.capacity if bus else 0,
             "refused": bus.stats.refused if bus else 0,
         },
+        "spool": {
+            "waiting": runtime.spool.depth() if runtime.spool else 0,
+            "capacity": runtime.spool.capacity if runtime.spool else 0,
+            "refused": runtime.spool.refused if runtime.spool else 0,
+        },
         "adapters": adapters,
         "kill_switch": bool(runtime.controls and runtime.controls.killed),
     }
@@ -85,6 +90,12 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("ingest_stored_total", stats.stored)
         gauge("ingest_duplicates_total", stats.duplicates)
         gauge("ingest_handler_errors_total", stats.handler_errors)
+    if runtime.spool is not None:
+        gauge("spool_waiting", runtime.spool.depth())
+        gauge("spool_capacity", runtime.spool.capacity)
+        gauge("spool_written_total", runtime.spool.written)
+        gauge("spool_refused_total", runtime.spool.refused)
+        gauge("spool_write_failures_total", runtime.spool.write_failures)
     for name, slot in runtime.slots.items():
         health = slot.health()
         gauge("adapter_up", 1 if health.status is HealthStatus.OK else 0, f'platform="{name}"')

@@ -55,6 +55,7 @@ class Lifecycle:
             [
                 self.http_ctx,
                 self.database_ctx,
+                self.spool_ctx,
                 self.ingest_ctx,
                 self.adapters_ctx,
                 self.senders_ctx,
@@ -97,6 +98,24 @@ class Lifecycle:
             if self.shared_database is None:
                 await db.close()
             self.runtime.db = None
+
+    async def spool_ctx(self, _app: web.Application) -> AsyncIterator[None]:
+        spool = self.runtime.spool
+        pushed = any(
+            isinstance(slot.adapter, WebhookCapable) for slot in self.runtime.slots.values()
+        )
+        if spool is None or not pushed:
+            yield
+            return
+        await spool.open()
+        if spool.depth():
+            # Deliveries answered 200 before a stop or crash and not yet stored: the adapters'
+            # spool readers take them first.
+            log.info("spool_recovered", waiting=spool.depth())
+        try:
+            yield
+        finally:
+            await spool.close()
 
     async def ingest_ctx(self, _app: web.Application) -> AsyncIterator[None]:
         assert self.runtime.bus is not None
