@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from typing import ClassVar
 from aiohttp import web
 
 from mhchat.actions import Action, Publish, Reply, Repost, Sent, Unrepost
-from mhchat.adapters import AdapterContext, Capability, Checkpoint
+from mhchat.adapters import AdapterContext, Capability, Checkpoint, IntakeSpool
 from mhchat.errors import (
     AdapterError,
     AuthExpired,
@@ -20,12 +21,15 @@ from mhchat.errors import (
     RateLimited,
     Unsupported,
 )
-from mhchat.events import AdapterHealthChanged, Health, HealthStatus, Post
+from mhchat.events import AdapterHealthChanged, Event, Health, HealthStatus, Post
 from mhchat_facebook.backfill import FeedPoller
 from mhchat_facebook.config import FacebookConfig
 from mhchat_facebook.graph import GraphClient, ObjectMissing, object_path
 from mhchat_facebook.mapping import Parsed, graph_node_post
 from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, consume_future, failure
+
+SPOOL_BATCH = 500
+"""Deliveries parsed and stored per round of the spool reader: one ingest transaction."""
 
 _SINCE_MARGIN = timedelta(seconds=60)
 """Overlap of each poll with the last covered time: created_time lags and clocks differ."""
@@ -59,6 +63,7 @@ class FacebookAdapter:
         self._endpoint = WebhookEndpoint(ctx=ctx, config=config, host=self, counters=self.counters)
         self._running = False
         self._task: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._started_at: datetime | None = None
         self._last_delivery: datetime | None = None
         self._last_activity: datetime | None = None
@@ -82,6 +87,11 @@ class FacebookAdapter:
         if events:
             self._last_activity = now
 
+    def delivery_spooled(self) -> None:
+        # Webhooks are alive now, whatever the spool reader has parsed so far: no quiet-feed
+        # poll while deliveries wait in the spool.
+        self._last_delivery = self.ctx.clock.now()
+
     def webhook_app(self) -> web.Application:
         return self._endpoint.app()
 
@@ -95,15 +105,55 @@ class FacebookAdapter:
         self._reported = HealthStatus.OK  # report departures from OK, and the way back
         self._started_at = self.ctx.clock.now()
         self._task = asyncio.create_task(self._watch(), name="facebook-feed-watch")
+        if self.ctx.spool is not None:
+            self._reader = asyncio.create_task(
+                self._read_spool(self.ctx.spool), name="facebook-spool-reader"
+            )
         self.ctx.log.info("facebook_started", page_id=self.config.page_id)
 
     async def stop(self) -> None:
         self._running = False
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._reader = None
+
+    async def _read_spool(self, spool: IntakeSpool) -> None:
+        """Parse spooled deliveries in large batches; drop each only once its events are stored.
+
+        A batch that cannot be stored (bus refusing, store failing) stays in the spool and is
+        tried again; a restart finds it there too."""
+        while True:
+            await spool.wait()
+            items = await spool.take(SPOOL_BATCH)
+            if not items:
+                await asyncio.sleep(0.05)
+                continue
+            events: list[Event] = []
+            for item in items:
+                try:
+                    data = json.loads(item.body)
+                except (ValueError, RecursionError):
+                    self.counters["malformed"] += 1  # refused at the door; kept for safety
+                    continue
+                events += self._endpoint.events_of(data, item.received_at)
+            if events:
+                checkpoint = Checkpoint(key=ALIVE_KEY, value=self.ctx.clock.now().isoformat())
+                try:
+                    await self.ctx.sink.publish_and_wait(events, checkpoint=checkpoint)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - kept in the spool, tried again
+                    self.counters["spool_store_failed"] += 1
+                    self.ctx.log.error("facebook_spool_store_failed", **failure(exc))
+                    await self.ctx.clock.sleep(1.0)
+                    continue
+                self.counters["events"] += len(events)
+            await spool.done([item.id for item in items])
+            self.counters["spool_stored"] += len(items)
+            self.ctx.log.info("facebook_spool_stored", deliveries=len(items), events=len(events))
 
     async def _watch(self) -> None:
         """Check the token, fill the gap since the last run, then poll when webhooks go quiet."""

@@ -2,10 +2,10 @@
 
 The whole service (facilitation included) serves the real Facebook adapter's webhook on
 127.0.0.1; the emulator delivers Meta's signed ``feed`` changes and retries what is refused, as
-Meta does. Every write transaction is slowed down (a slow disk), and the bus is small, so it
-fills. The service answers 503 (Meta retries) and never 500, never 200 before the events are
-stored; in the end every comment is stored exactly once. The JSON logs are captured to a file
-and scanned for secrets and post text.
+Meta does. Every write transaction is slowed down (a slow disk), and the intake spool and the
+bus are small, so they fill. The service answers 503 (Meta retries) and never 500, never 200
+before the delivery is on disk; in the end every comment is stored exactly once. The JSON logs
+are captured to a file and scanned for secrets and post text.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ import pytest
 import structlog
 from aiohttp import web
 
+from mhchat.bus import Bus
 from mhchat.config import parse_settings
 from mhchat.emulators.facebook import FacebookEmulator, Person
 from mhchat.logs import configure_logging
 from mhchat.service import build_service
+from mhchat.spool import Spool
 from mhchat.testing import free_port
 from mhchat.web.keys import RUNTIME
 
@@ -68,6 +70,15 @@ async def json_logs(path: Path, secret_values: list[str]) -> AsyncIterator[None]
             root.setLevel(level)
 
 
+async def drained(spool: Spool, bus: Bus, *, within: float) -> None:
+    """Wait until every spooled delivery has been parsed and stored."""
+    for _ in range(int(within / 0.1)):
+        if not (spool.depth() or bus.depth):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{spool.depth()} deliveries still in the spool after {within} s")
+
+
 def slow_disk(db: Any, delay: float) -> None:
     """Every write transaction takes ``delay`` longer, as on a saturated disk."""
     write = db.write
@@ -99,7 +110,7 @@ async def test_ten_thousand_webhook_events_on_a_slow_disk_are_stored_once(
     }
     settings = parse_settings(
         {
-            "database": {"url": f"sqlite:///{tmp_path / 'mhchat.db'}"},
+            "database": {"url": f"sqlite:///{tmp_path / 'mhchat.db'}", "spool_capacity": 100},
             "bus": {"capacity": 20, "max_batch": 200},
             "sender": {"min_interval_seconds": 0.0, "poll_seconds": 0.2},
             "schedule": live_schedule(),
@@ -146,6 +157,10 @@ async def test_ten_thousand_webhook_events_on_a_slow_disk_are_stored_once(
             await fb.drain()
             first_pass = Counter(d.attempts[-1] for d in fb.deliveries)
             rounds = await meta_retries(fb)
+            spool = runtime.spool
+            assert spool is not None
+            assert runtime.bus is not None
+            await drained(spool, runtime.bus, within=120)
             burst = time.monotonic() - began
             db = runtime.require_db()
             async with db.read() as tx:
@@ -161,17 +176,17 @@ async def test_ten_thousand_webhook_events_on_a_slow_disk_are_stored_once(
     assert statuses[500] == 0
     assert statuses[0] == 0
     assert set(statuses) <= {200, 503}
-    assert statuses[503] > 0, "the bus never filled: the burst did not test back-pressure"
+    assert statuses[503] > 0, "the spool never filled: the burst did not test back-pressure"
     comments = {n.id for n in fb.nodes.values() if n.post_id is not None and n.author != fb.page}
     assert len(comments) == EVENTS
     assert {str(r[0]) for r in rows} == comments
     assert all(int(r[1]) == 1 for r in rows)
     log_text = log_path.read_text(encoding="utf-8")
-    assert "facebook_webhook_stored" in log_text
+    assert "facebook_spool_stored" in log_text
     assert not leaks(log_text, env.values(), texts)
     print(
         f"\nburst: {EVENTS} events in {len(fb.deliveries)} signed deliveries, disk +"
-        f"{DISK_DELAY * 1000:.0f} ms per transaction, bus capacity 20: first pass"
+        f"{DISK_DELAY * 1000:.0f} ms per transaction, spool capacity 100: first pass"
         f" {dict(first_pass)}, every attempt {dict(statuses)}, {rounds} rounds of Meta"
         f" retries; {len(rows)} comments stored once each in {burst:.1f} s; no 500"
     )

@@ -3,6 +3,7 @@ with the adapter's webhook sub-application mounted at /webhooks/facebook."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from tests.adapters.conftest import adapter_context, started
 
-from mhchat.adapters import AdapterContext
+from mhchat.adapters import AdapterContext, IntakeSpool
 from mhchat.clock import Clock
 from mhchat.emulators.facebook import FacebookEmulator, Person, meta_json, sign
 from mhchat.events import AdapterHealthChanged, Event, PlatformName
@@ -130,12 +131,15 @@ async def make_rig(
         secrets: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         start: bool = True,
+        spool: IntakeSpool | None = None,
     ) -> Rig:
         sink = sink or RecordingSink()
         merged = settings_for(emulator, **(settings or {}))
         if page_id is not None:
             merged["page_id"] = page_id
         ctx = context(http, sink, merged, secrets or secrets_for(emulator), clock)
+        if spool is not None:
+            ctx = dataclasses.replace(ctx, spool=spool)
         adapter = create(ctx)
         app = web.Application()
         app.add_subapp("/webhooks/facebook", adapter.webhook_app())
