@@ -2,10 +2,12 @@
 
 The service (``build_service`` with the Facebook adapter) runs in its own process on
 127.0.0.1; ``wrk`` (Debian's package) posts pre-signed, distinct one-comment deliveries over 32
-connections. A delivery is accepted when the service answers 200, which it does only after
-the comment is stored and decided on (the adapter waits for the ingest commit, so Meta
-redelivers anything not stored). The limit is a bare aiohttp handler that reads the body and
-answers 200, in its own process, under the same load generator, in the same run.
+connections. A delivery is accepted when the service answers 200, which it does once the signed
+body is on disk in the intake spool (``mhchat.spool``); the adapter's spool reader then parses,
+stores and decides on it. The limit is a bare aiohttp handler that reads the body and answers
+200, in its own process, under the same load generator, in the same run. A second row shows
+the whole job: the time from the first request until every accepted delivery is stored and
+decided on.
 """
 
 from __future__ import annotations
@@ -118,13 +120,15 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
         db = folder / "service.db"
         service = start_server("service", port, db, folder / "service.log")
         try:
+            began = time.perf_counter()
             rate, accepted, refused = run_wrk(port, requests_file, seconds)
+            # Every accepted delivery is on disk in the spool; wait for the service to parse,
+            # store and decide on all of them, and count that time too.
+            stored = wait_stored(db, min(accepted, n))
+            processed_in = time.perf_counter() - began
         finally:
             stop_server(service)
-        conn = sqlite3.connect(db)
-        stored = int(conn.execute("SELECT count(*) FROM posts").fetchone()[0])
-        conn.close()
-    if stored < min(accepted, n) * 0.99:
+    if stored < min(accepted, n):
         raise RuntimeError(f"{accepted} deliveries accepted but {stored} comments stored")
     return [
         Result(
@@ -135,5 +139,34 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
             limit_name="bare aiohttp 200 handler",
             limit_value=bare_rate,
             goal=">= 0.70",
-        )
+        ),
+        Result(
+            name=f"3. webhooks: the same deliveries stored and decided on, from the first"
+            f" request to the last decision ({processed_in:.1f} s)",
+            value=stored / processed_in,
+            unit="deliveries/s",
+            limit_name="bare aiohttp 200 handler",
+            limit_value=bare_rate,
+            goal="(shown)",
+        ),
     ]
+
+
+def wait_stored(db: Path, want: int, patience: float = 600.0) -> int:
+    """Posts stored in the service's database, once ``want`` are there or nothing moves."""
+    deadline = time.monotonic() + patience
+    stored, last, still = 0, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            stored = int(conn.execute("SELECT count(*) FROM posts").fetchone()[0])
+        finally:
+            conn.close()
+        if stored >= want:
+            return stored
+        if stored != last:
+            last, still = stored, time.monotonic()
+        elif time.monotonic() - still > 30:
+            return stored
+        time.sleep(0.1)
+    return stored
