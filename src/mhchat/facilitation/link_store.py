@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from mhchat.facilitation.threads import Link, PostKey
-from mhchat.store.db import Row, Tx
+from mhchat.store.db import Row, Tx, fetch_by_pairs
 
 CHUNK = 300
 _COLUMNS = (
@@ -46,20 +46,15 @@ class SqlLinks:
         self.chat_id = chat_id
 
     async def get(self, keys: set[PostKey]) -> dict[PostKey, Link]:
-        found: dict[PostKey, Link] = {}
-        for chunk in chunks(sorted(keys)):
-            cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
-            params: list[object] = [self.chat_id]
-            for pair in chunk:
-                params.extend(pair)
-            rows = await self.tx.fetchall(
-                f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND ({cond})",  # noqa: S608 - placeholders only
-                params,
-            )
-            for row in rows:
-                link = _link(row)
-                found[link.key] = link
-        return found
+        rows = await fetch_by_pairs(
+            self.tx,
+            f"SELECT {_COLUMNS} FROM posts WHERE chat_id = ? AND platform = ?"  # noqa: S608 - constants
+            " AND remote_id IN",
+            self.chat_id,
+            sorted(keys),
+            chunk=CHUNK,
+        )
+        return {link.key: link for link in map(_link, rows)}
 
     async def dependents(self, keys: set[PostKey]) -> list[Link]:
         by_platform: dict[str, list[str]] = defaultdict(list)

@@ -252,6 +252,27 @@ class SqliteDatabase:
         self._writer.close()
 
 
+async def fetch_by_pairs(
+    tx: Tx, sql: str, chat_id: str, pairs: Iterable[tuple[str, str]], *, chunk: int = 500
+) -> list[Row]:
+    """Rows for (platform, value) pairs: one ``IN`` list per platform and chunk.
+
+    ``sql`` takes ``chat_id`` and ``platform`` as its first two parameters and ends with
+    ``AND <value column> IN``. An OR chain of pairs would defeat the index (measured: 5 to 7 ms
+    a batch for 300 pairs); an ``IN`` list per platform uses it.
+    """
+    by_platform: dict[str, list[str]] = {}
+    for platform, value in pairs:
+        by_platform.setdefault(platform, []).append(value)
+    found: list[Row] = []
+    for platform, values in by_platform.items():
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            marks = ", ".join("?" for _ in part)
+            found += await tx.fetchall(f"{sql} ({marks})", (chat_id, platform, *part))
+    return found
+
+
 def split_sql(script: str) -> list[str]:
     """Split a migration into statements on ``;`` at line ends, ignoring ``--`` comments.
 

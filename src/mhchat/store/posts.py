@@ -20,7 +20,7 @@ from mhchat.events import (
     PostReceived,
     RepostSeen,
 )
-from mhchat.store.db import Tx
+from mhchat.store.db import Tx, fetch_by_pairs
 
 _POST_COLUMNS = (
     "chat_id, platform, remote_id, version, author_id, author_handle, author_name, text,"
@@ -95,22 +95,8 @@ class StoredBatch:
 async def _matching(
     tx: Tx, sql: str, chat_id: str, pairs: Sequence[tuple[str, str]]
 ) -> set[tuple[str, str]]:
-    """Which (platform, value) pairs a table holds: one ``IN`` list per platform and chunk.
-
-    ``sql`` selects (platform, value) and ends with ``AND <value column> IN``; an OR chain of
-    pairs would defeat the index, an ``IN`` list per platform uses it.
-    """
-    by_platform: dict[str, list[str]] = {}
-    for platform, value in pairs:
-        by_platform.setdefault(platform, []).append(value)
-    found: set[tuple[str, str]] = set()
-    for platform, values in by_platform.items():
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await tx.fetchall(f"{sql} ({marks})", (chat_id, platform, *chunk))
-            found.update((str(r[0]), str(r[1])) for r in rows)
-    return found
+    """Which (platform, value) pairs a table holds (``sql`` selects the two)."""
+    return {(str(r[0]), str(r[1])) for r in await fetch_by_pairs(tx, sql, chat_id, pairs)}
 
 
 async def _tombstoned(
