@@ -17,7 +17,7 @@ from mhchat.config import Settings
 from mhchat.events import PersonForgetRequested, PlatformName, Post, PostRef, RemoteId
 from mhchat.facilitation.batch_view import Author, BatchView, Status, key_of
 from mhchat.facilitation.deletions import forget_person, honour_deletions, undo_actions_about
-from mhchat.facilitation.link_store import SqlLinks, chunks
+from mhchat.facilitation.link_store import SqlLinks
 from mhchat.facilitation.reposts import Candidate, first_round, reason_for
 from mhchat.facilitation.requests import apply_requests
 from mhchat.facilitation.schedule import Phase, Schedule, Session
@@ -30,7 +30,7 @@ from mhchat.facilitation.triage.classifier import Triage, TriageInput, TriageRes
 from mhchat.facilitation.triage.lexicon import load_lexicon
 from mhchat.facilitation.welcomes import decide_welcomes
 from mhchat.ledger import Decision, Mode, record
-from mhchat.store.db import Tx
+from mhchat.store.db import Tx, fetch_by_pairs
 from mhchat.store.posts import StoredBatch
 
 
@@ -218,21 +218,18 @@ class FacilitationHandler:
         found: dict[Author, Status] = {
             a: Status(blocked=a in self.settings.safety.blocklist) for a in authors
         }
-        for chunk in chunks(sorted(authors)):
-            cond = " OR ".join("(platform = ? AND author_id = ?)" for _ in chunk)
-            params: list[object] = [chat_id]
-            for pair in chunk:
-                params.extend(pair)
-            rows = await tx.fetchall(
-                "SELECT platform, author_id, opted_out, blocked, first_seen_at FROM participants"  # noqa: S608 - placeholders only
-                f" WHERE chat_id = ? AND ({cond})",
-                params,
-            )
-            for row in rows:
-                status = found[(str(row[0]), str(row[1]))]
-                status.opted_out = bool(row[2])
-                status.blocked = status.blocked or bool(row[3])
-                status.first_seen_at = datetime.fromisoformat(str(row[4]))
+        rows = await fetch_by_pairs(
+            tx,
+            "SELECT platform, author_id, opted_out, blocked, first_seen_at FROM participants"
+            " WHERE chat_id = ? AND platform = ? AND author_id IN",
+            chat_id,
+            sorted(authors),
+        )
+        for row in rows:
+            status = found[(str(row[0]), str(row[1]))]
+            status.opted_out = bool(row[2])
+            status.blocked = status.blocked or bool(row[3])
+            status.first_seen_at = datetime.fromisoformat(str(row[4]))
         return found
 
     def _why_not(
