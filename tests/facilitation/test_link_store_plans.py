@@ -39,7 +39,7 @@ async def test_get_and_dependents_search_by_index(tmp_path: Path) -> None:
     plans: list[str] = []
     async with db.write() as tx:
         recording = Recording(tx)
-        links = SqlLinks(recording, "default")  # type: ignore[arg-type]
+        links = SqlLinks(recording, "default")
         keys = {("x", "1"), ("x", "2"), ("bluesky", "at://a")}
         await links.get(keys)
         await links.dependents(keys)
