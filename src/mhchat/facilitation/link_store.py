@@ -7,7 +7,6 @@ post from its thread and question at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 
 from mhchat.facilitation.threads import Link, PostKey
 from mhchat.store.db import Row, Tx, fetch_by_pairs
@@ -16,11 +15,6 @@ CHUNK = 300
 _COLUMNS = (
     "platform, remote_id, parent_id, root_id, quoted_id, thread_root, question_tag, question_n"
 )
-
-
-def chunks(items: Sequence[PostKey], size: int = CHUNK) -> Iterable[Sequence[PostKey]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _link(row: Row) -> Link:

@@ -12,10 +12,9 @@ from enum import StrEnum
 
 from mhchat.events import Post
 from mhchat.facilitation.batch_view import Author, Status, key_of
-from mhchat.facilitation.link_store import chunks
 from mhchat.facilitation.threads import PostKey
 from mhchat.facilitation.triage.lexicon import normalise
-from mhchat.store.db import Tx
+from mhchat.store.db import Tx, fetch_by_pairs
 
 
 class Request(StrEnum):
@@ -63,18 +62,14 @@ async def apply_requests(
         for p, _ in asked
         if p.reply_parent and not p.mentions_host
     }
-    own_parents: set[PostKey] = set()
-    for chunk in chunks(sorted(parents)):
-        cond = " OR ".join("(platform = ? AND remote_id = ?)" for _ in chunk)
-        params: list[object] = [chat_id]
-        for pair in chunk:
-            params.extend(pair)
-        rows = await tx.fetchall(
-            f"SELECT platform, remote_id FROM posts WHERE chat_id = ? AND is_own = 1 AND"  # noqa: S608 - placeholders only
-            f" ({cond})",
-            params,
-        )
-        own_parents.update((str(r[0]), str(r[1])) for r in rows)
+    rows = await fetch_by_pairs(
+        tx,
+        "SELECT platform, remote_id FROM posts WHERE chat_id = ? AND platform = ?"
+        " AND is_own = 1 AND remote_id IN",
+        chat_id,
+        sorted(parents),
+    )
+    own_parents: set[PostKey] = {(str(r[0]), str(r[1])) for r in rows}
     forget: set[Author] = set()
     requests: set[PostKey] = set()
     for post, request in sorted(asked, key=lambda pr: pr[0].created_at):
