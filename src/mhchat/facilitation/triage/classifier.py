@@ -88,7 +88,8 @@ class SpamTracker:
     def check(self, item: TriageInput, links: int) -> str | None:
         folded = normalise(item.text)
         # Short texts ("A1 good thanks #mhchat") repeat innocently; only longer ones count.
-        core = " ".join(w for w in folded.split() if not w.startswith(("#", "@")))
+        # A list and a first-character test: half the cost of a generator calling startswith.
+        core = " ".join([w for w in folded.split() if w[0] not in "#@"])
         reason: str | None = None
         if len(core) >= 25:
             # Per platform: one person cross-posting to X, Bluesky and Facebook is not spam.
