@@ -8,6 +8,7 @@ facilitation handler on a migrated SQLite store, as ``build_service`` wires them
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import time
@@ -133,6 +134,9 @@ async def open_pipeline(
     )
     # The abuse model loads on first use (seconds): load it now so the figures are steady-state.
     _ = handler.triage.model
+    # As a service process does once started (``freeze_heap_after_start``).
+    gc.collect()
+    gc.freeze()
     errors: list[str] = []
     worker = IngestWorker(
         bus=bus,

@@ -54,12 +54,19 @@ def main() -> int:
 
     from mhchat.config import Settings  # noqa: PLC0415
     from mhchat.logs import configure_logging  # noqa: PLC0415
-    from mhchat.service import build_service  # noqa: PLC0415
+    from mhchat.service import build_service, freeze_heap_after_start  # noqa: PLC0415
 
     settings = service_settings(port, sys.argv[3])
     assert isinstance(settings, Settings)
     configure_logging(level=settings.logging.level, json=settings.logging.json)
-    web.run_app(build_service(settings), host="127.0.0.1", port=port, print=None)
+
+    async def service() -> web.Application:
+        # As `mhchat serve` does.
+        app = await build_service(settings)
+        freeze_heap_after_start(app)
+        return app
+
+    web.run_app(service(), host="127.0.0.1", port=port, print=None)
     return 0
 
 

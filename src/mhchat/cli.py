@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415 - keep `mhchat --help` fast
 
     from mhchat.logs import configure_logging  # noqa: PLC0415
-    from mhchat.service import build_service  # noqa: PLC0415
+    from mhchat.service import build_service, freeze_heap_after_start  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
     configure_logging(
@@ -67,8 +67,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
     host = args.host or settings.web.host
     port = settings.web.port if args.port is None else args.port
+
+    async def service() -> web.Application:
+        app = await build_service(settings)
+        freeze_heap_after_start(app)
+        return app
+
     web.run_app(
-        build_service(settings),
+        service(),
         host=host,
         port=port,
         print=None,

@@ -7,6 +7,7 @@ bare core (used by tests of the core).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
@@ -56,6 +57,22 @@ def install_facilitation(app: web.Application, runtime: Runtime) -> None:
         ).run()
 
     add_component(runtime, "scheduler", scheduler)
+
+
+def freeze_heap_after_start(app: web.Application) -> None:
+    """For a service process: once started, move every object alive then out of the GC's way.
+
+    The abuse model, the lexicon and the libraries are hundreds of thousands of long-lived
+    objects; every full collection walked them all, a pause of 50 to 250 ms measured under
+    load. ``gc.freeze`` leaves them out of later collections. Only for a process that runs
+    one service (``mhchat serve``): a process that builds many would keep their garbage.
+    """
+
+    async def freeze(_app: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)
 
 
 def service_hooks() -> list[AppHook]:
