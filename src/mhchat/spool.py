@@ -86,7 +86,7 @@ class Spool:
         self.capacity = capacity
         self.max_wait = max_wait
         self.quiet = quiet
-        self._last_put = 0.0
+        self._puts = 0
         self._backlog_since: float | None = None
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_Pending] = []
@@ -130,7 +130,7 @@ class Spool:
             self.refused += 1
             return False
         loop = asyncio.get_running_loop()
-        self._last_put = loop.time()
+        self._puts += 1
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append(_Pending(source, received_at.isoformat(), body, done))
         if not self._flush_due:
@@ -190,17 +190,23 @@ class Spool:
         while self.depth(source) == 0:
             event.clear()
             await event.wait()
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            since = self._backlog_since if self._backlog_since is not None else now
-            if (
-                now - self._last_put >= self.quiet
-                or now - since >= self.max_wait
-                or self.depth() * 2 >= self.capacity
-            ):
+        while not self._pressing():
+            # Quiet means no delivery arrived while the loop was free to take one: a reader's
+            # own long batch must not count as a pause in the intake.
+            before, waited = self._puts, 0.0
+            while waited < self.quiet and self._puts == before and not self._pressing():
+                step = min(0.05, self.quiet - waited)
+                await asyncio.sleep(step)
+                waited += step
+            if self._puts == before:
                 return
-            await asyncio.sleep(min(self.quiet, 0.05))
+
+    def _pressing(self) -> bool:
+        """The backlog waited ``max_wait`` or fills half the spool: read it, flood or not."""
+        if self.depth() * 2 >= self.capacity:
+            return True
+        since = self._backlog_since
+        return since is not None and asyncio.get_running_loop().time() - since >= self.max_wait
 
     async def take(self, source: str, limit: int) -> list[Spooled]:
         """The oldest ``limit`` deliveries of ``source``, left in the spool until ``done``."""
