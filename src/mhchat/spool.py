@@ -136,7 +136,9 @@ class Spool:
         if not self._flush_due:
             self._flush_due = True
             loop.call_soon(self._flush)
-        await asyncio.shield(done)
+        # A request cancelled while waiting (the client went away) cancels only its future:
+        # the delivery is still written with its turn's batch.
+        await done
         return True
 
     def _flush(self) -> None:
