@@ -67,6 +67,8 @@ class Profile:
     handle: str
     display_name: str | None = None
     is_bot: bool = False
+    checked: bool = True
+    """False for the stand-in used when the appview could not be asked: ``is_bot`` unknown."""
 
 
 def web_url(did: str, rkey: str) -> str:
@@ -236,6 +238,7 @@ def post_from_record(
             )
         ),
         is_bot=profile.is_bot,
+        author_checked=profile.checked,
         raw=raw,
     )
 

@@ -1,8 +1,11 @@
-"""Handles for DIDs: Jetstream and the firehose carry only the author's DID.
+"""Handles and bot labels for DIDs: Jetstream and the firehose carry only the author's DID.
 
 Lookups are batched (app.bsky.actor.getProfiles takes 25 actors), cached, bounded in time, and
-never fatal: when the appview cannot answer, the DID stands in for the handle and the lookup is
-not retried for a minute, so the stream is never held up by one author.
+never fatal: when the appview cannot answer, the DID stands in for the handle and the profile is
+marked unchecked, so that the post is still stored but never amplified (whether the author is a
+bot is unknown). After a failure no lookup is tried for a while, so a slow appview costs the
+stream at most one timeout per pause; the pause starts short, because every post mapped during
+it loses its chance of a repost or welcome, and doubles while the appview keeps failing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from .client import BlueskyClient
 from .mapping import Profile, profile_from_view
 
 _BATCH = 25
-_RETRY_AFTER = timedelta(seconds=60)
+_PAUSE_FIRST = timedelta(seconds=5)
+_PAUSE_MAX = timedelta(seconds=60)
 _FRESH_FOR = timedelta(hours=1)  # handles and bot labels change; look them up again hourly
 
 
@@ -38,12 +42,14 @@ class ProfileCache:
         self._size = size
         self._known: OrderedDict[str, tuple[Profile, datetime]] = OrderedDict()
         self._failed_until: datetime | None = None
+        self._pause = _PAUSE_FIRST
         self.failures = 0
 
     def get(self, did: str) -> Profile:
+        """The known profile (possibly stale), or an unchecked stand-in named by the DID."""
         found = self._known.get(did)
         if found is None:
-            return Profile(handle=did)
+            return Profile(handle=did, checked=False)
         self._known.move_to_end(did)
         return found[0]
 
@@ -77,4 +83,8 @@ class ProfileCache:
                         self.put(str(data["did"]), profile_from_view(data))
         except (AdapterError, TimeoutError):
             self.failures += 1
-            self._failed_until = self._clock.now() + _RETRY_AFTER
+            self._failed_until = self._clock.now() + self._pause
+            self._pause = min(self._pause * 2, _PAUSE_MAX)
+        else:
+            self._failed_until = None
+            self._pause = _PAUSE_FIRST

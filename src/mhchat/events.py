@@ -67,6 +67,10 @@ class Post:
     """True when the author @mentioned or quoted the host (X allows replies only then)."""
     is_bot: bool = False
     """True when the platform labels the author as automated."""
+    author_checked: bool = True
+    """False when the adapter had to ask the platform whether the author is automated and got
+    no answer (a failed profile lookup): ``is_bot`` is then only a guess, so the post is never
+    amplified. True otherwise, also where the platform has no such label to look up."""
     raw: str | None = field(default=None, repr=False)
     """The platform payload as JSON text, kept for audit only."""
 

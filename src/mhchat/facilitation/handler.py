@@ -248,6 +248,10 @@ class FacilitationHandler:
             (status.opted_out, "the author asked not to be reposted"),
             (post.is_bot, "the platform labels the author as automated"),
             (
+                not post.author_checked,
+                "the platform could not tell us whether the author is automated",
+            ),
+            (
                 session is None or session.phase(post.created_at) is Phase.IDLE,
                 "posted outside chat hours",
             ),
@@ -469,7 +473,11 @@ def _newcomers(
         if verdict is Verdict.CRISIS:
             unwell.add(author)  # a person replies first; no cheerful welcome in the same breath
         session = sessions[key]
-        if session is None or verdict is not Verdict.OK or post.is_bot or author in found:
+        if session is None or verdict is not Verdict.OK or author in found:
+            continue
+        if post.is_bot or not post.author_checked:
+            # Someone the platform could not vouch for only waits: first_seen_at stays, so a
+            # later post of theirs, once the lookup works, can still be the welcome.
             continue
         seen = status[author].first_seen_at
         if author in first_timers or (
