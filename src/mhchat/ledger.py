@@ -146,9 +146,10 @@ async def record(
 
     A few decisions are written one by one (two statements each). A batch's decisions are
     written set-based: which keys exist, one ``executemany``, the new rows' ids, one
-    ``executemany`` of transitions. Each statement is a round trip to the database thread,
-    and at 1,000 posts/s with two decisions a post the per-row path spent most of the
-    decision latency waiting for those trips.
+    ``executemany`` of transitions. With PostgreSQL each statement is a network round trip
+    (and with SQLite it was a trip to a worker thread, before writes moved onto the loop):
+    at 1,000 posts/s with two decisions a post the per-row path spent most of the decision
+    latency waiting for those trips.
     """
     stamp = now.isoformat()
     chosen: dict[str, tuple[Decision, State, Mode]] = {}
