@@ -15,6 +15,8 @@ import orjson
 from mhchat.event_codec import decode_event, encode_event
 from mhchat.events import PlatformName, Post, PostReceived
 from mhchat.facilitation import views
+from mhchat.facilitation.questions import parse_questions
+from mhchat.facilitation.scheduler import Scheduler
 from mhchat.testing import make_post
 
 from .conftest import SESSION_ID, START, Harness
@@ -143,3 +145,33 @@ def test_the_event_codec_carries_the_flag_and_reads_old_messages_as_checked() ->
     decoded = decode_event(orjson.dumps(old))
     assert isinstance(decoded, PostReceived)
     assert decoded.post.author_checked
+
+
+async def test_the_second_round_of_reposts_leaves_an_unchecked_post_out(
+    harness: Harness,
+) -> None:
+    await harness.feed(
+        [
+            PostReceived(post=post("u1", author="ann", checked=False)),
+            PostReceived(post=post("k1", author="kim", minutes=7)),
+            PostReceived(post=post("k2", author="kim", text="A2 and more #MHChat", minutes=8)),
+        ]
+    )
+    assert "repost:bluesky:u1" not in await keys(harness)
+    questions, problems = parse_questions(
+        {"default": {"questions": [{"n": 1, "offset_minutes": 5, "text": "q"}]}}
+    )
+    assert problems == []
+    harness.clock.set(START + timedelta(minutes=61))
+    scheduler = Scheduler(
+        db=harness.db,
+        clock=harness.clock,
+        settings=harness.handler.settings,
+        modes={},
+        platforms=["bluesky"],
+        questions=questions,
+    )
+    report = await scheduler.tick()
+    assert report.filled == 1  # kim's second post: the round ran, and passed ann's by
+    reposts = {k for k in await keys(harness) if k.startswith("repost:")}
+    assert reposts == {"repost:bluesky:k1", "repost:bluesky:k2"}

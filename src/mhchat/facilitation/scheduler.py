@@ -241,7 +241,8 @@ class Scheduler:
             " pa.first_post_id FROM posts p JOIN participants pa ON pa.chat_id = p.chat_id"
             " AND pa.platform = p.platform AND pa.author_id = p.author_id"
             " WHERE p.chat_id = ? AND p.session_id = ? AND p.is_own = 0 AND p.is_bot = 0"
-            " AND p.triage = 'ok' AND pa.opted_out = 0 AND pa.blocked = 0 AND NOT EXISTS"
+            " AND p.author_checked = 1 AND p.triage = 'ok' AND pa.opted_out = 0"
+            " AND pa.blocked = 0 AND NOT EXISTS"
             " (SELECT 1 FROM session_reposts r WHERE r.chat_id = p.chat_id"
             " AND r.platform = p.platform AND r.remote_id = p.remote_id)",
             (chat_id, session.session_id),

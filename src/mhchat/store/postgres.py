@@ -225,7 +225,7 @@ def is_postgres(tx: Any) -> bool:
 
 
 # posts columns in INSERT_POST order, with their PostgreSQL array types for unnest.
-_POST_TYPES = ("text",) * 20 + ("int4",) * 3 + ("text",)
+_POST_TYPES = ("text",) * 20 + ("int4",) * 4 + ("text",)
 
 
 async def insert_posts_returning(

@@ -25,7 +25,8 @@ from mhchat.store.db import Tx, fetch_by_pairs
 _POST_COLUMNS = (
     "chat_id, platform, remote_id, version, author_id, author_handle, author_name, text,"
     " created_at, received_at, parent_id, parent_version, root_id, root_version, quoted_id,"
-    " hashtags, mentions, links, language, url, is_own, mentions_host, is_bot, raw"
+    " hashtags, mentions, links, language, url, is_own, mentions_host, is_bot,"
+    " author_checked, raw"
 )
 _POST_MARKS = ", ".join("?" for _ in _POST_COLUMNS.split(","))
 INSERT_POST = (
@@ -60,6 +61,7 @@ def post_row(chat_id: str, post: Post, received_at: str, *, keep_raw: bool) -> t
         int(post.is_own),
         int(post.mentions_host),
         int(post.is_bot),
+        int(post.author_checked),
         post.raw if keep_raw else None,
     )
 
