@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
@@ -26,7 +25,14 @@ from mhchat_facebook.backfill import FeedPoller
 from mhchat_facebook.config import FacebookConfig
 from mhchat_facebook.graph import GraphClient, ObjectMissing, object_path
 from mhchat_facebook.mapping import Parsed, graph_node_post
-from mhchat_facebook.webhook import ALIVE_KEY, WebhookEndpoint, consume_future, failure
+from mhchat_facebook.webhook import (
+    ALIVE_KEY,
+    Malformed,
+    WebhookEndpoint,
+    consume_future,
+    failure,
+    parse_json,
+)
 
 SPOOL_BATCH = 500
 """Deliveries parsed and stored per round of the spool reader: one ingest transaction."""
@@ -134,8 +140,8 @@ class FacebookAdapter:
             events: list[Event] = []
             for item in items:
                 try:
-                    data = json.loads(item.body)
-                except (ValueError, RecursionError):
+                    data = parse_json(item.body)
+                except Malformed:
                     self.counters["malformed"] += 1  # refused at the door; kept for safety
                     continue
                 events += self._endpoint.events_of(data, item.received_at)

@@ -94,16 +94,28 @@ def failure(exc: BaseException) -> dict[str, str]:
     return {"error": type(exc).__name__, "where": where}
 
 
-def well_formed(body: bytes) -> bool:
-    """Whether ``body`` is JSON (orjson first: it is several times faster on the hot path)."""
+class Malformed(ValueError):
+    """The body is not JSON."""
+
+
+def parse_json(body: bytes) -> object:
+    """The parsed body (orjson first: several times faster than the standard parser)."""
     try:
-        orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         # orjson refuses a few documents the standard parser takes (integers beyond 64 bits).
         try:
-            json.loads(body)
-        except (ValueError, RecursionError):
-            return False
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise Malformed(str(exc)) from None
+
+
+def well_formed(body: bytes) -> bool:
+    """Whether ``body`` is JSON."""
+    try:
+        parse_json(body)
+    except Malformed:
+        return False
     return True
 
 
@@ -190,8 +202,8 @@ class WebhookEndpoint:
     async def _direct(self, body: bytes) -> web.StreamResponse:
         """Without a spool: parse now and answer once the events are stored."""
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
+            data = parse_json(body)
+        except Malformed:
             self.counters["malformed"] += 1
             return web.Response(status=400, text="malformed JSON")
         events = self.events_of(data, self._ctx.clock.now())
