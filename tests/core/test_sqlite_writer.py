@@ -102,3 +102,24 @@ async def test_the_wal_is_checkpointed_off_the_loop(
     # 20 transactions: one checkpoint ran, so the database file holds the rows.
     assert path.stat().st_size > 19 * 4000
     await db.close()
+
+
+async def test_a_loop_of_write_transactions_lets_other_tasks_run(tmp_path: Path) -> None:
+    db = await SqliteDatabase.open(tmp_path / "t.db")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    for _ in range(200):
+        async with db.write() as tx:
+            await tx.fetchone("SELECT 1")
+    running.cancel()
+    # Each transaction is a turn of the loop, as when every statement went to a thread.
+    assert ticks >= 150
+    await db.close()

@@ -186,6 +186,10 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
+        # Statements no longer suspend the task, so a loop of transactions (a sender going
+        # through its queue) would keep the event loop to itself: every transaction starts by
+        # giving the other tasks their turn.
+        await asyncio.sleep(0)
         async with self._write_lock:
             await self._begin()
             try:
@@ -213,6 +217,7 @@ class SqliteDatabase:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         if self._reader is None:
+            await asyncio.sleep(0)  # as in write(): a scheduling point per transaction
             async with self._write_lock:
                 yield _InlineTx(self._writer)
             return
