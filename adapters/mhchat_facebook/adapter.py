@@ -93,10 +93,10 @@ class FacebookAdapter:
         if events:
             self._last_activity = now
 
-    def delivery_spooled(self) -> None:
+    def delivery_spooled(self, at: datetime) -> None:
         # Webhooks are alive now, whatever the spool reader has parsed so far: no quiet-feed
         # poll while deliveries wait in the spool.
-        self._last_delivery = self.ctx.clock.now()
+        self._last_delivery = at
 
     def webhook_app(self) -> web.Application:
         return self._endpoint.app()

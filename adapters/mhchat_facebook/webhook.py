@@ -60,8 +60,8 @@ class IntakeHost(Protocol):
         """A verified delivery was parsed (webhooks are alive)."""
         ...
 
-    def delivery_spooled(self) -> None:
-        """A verified delivery was written to the spool, to be parsed soon."""
+    def delivery_spooled(self, at: datetime) -> None:
+        """A verified delivery was written to the spool at ``at``, to be parsed soon."""
         ...
 
 
@@ -217,11 +217,12 @@ class WebhookEndpoint:
         if not well_formed(body):
             self.counters["malformed"] += 1
             return web.Response(status=400, text="malformed JSON")
-        if not await spool.put(body, self._ctx.clock.now()):
+        now = self._ctx.clock.now()
+        if not await spool.put(body, now):
             self.counters["spool_full"] += 1
             return web.Response(status=503, text="busy")
         self.counters["spooled"] += 1
-        self._host.delivery_spooled()
+        self._host.delivery_spooled(now)
         return web.Response(text="EVENT_RECEIVED")
 
     def events_of(self, data: object, received_at: datetime) -> list[Event]:
