@@ -109,6 +109,9 @@ class Spool:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=2000")
+        # Checkpoints (which fsync) run after the reader's deletes, never inside an intake
+        # flush: a flood is answered without them, and the reader runs when the flood pauses.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(_SCHEMA)
         conn.execute(_DROP_OLD_INDEX)
         self._conn = conn
@@ -244,6 +247,7 @@ class Spool:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._depth[source] = max(0, self._depth.get(source, 0) - removed)
         self._total = max(0, self._total - removed)
         if self.depth() == 0:

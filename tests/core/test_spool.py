@@ -166,3 +166,24 @@ async def test_a_backlog_left_by_a_crash_is_read_at_once_even_in_a_flood(
         await flooding
     assert (await again.take("default:facebook", 1))[0].body == b"left over"
     await again.close()
+
+
+async def test_checkpoints_wait_for_the_reader_not_the_intake(tmp_path: Path) -> None:
+    path = tmp_path / "intake.spool"
+    spool = await Spool(path).open()
+    source = "default:facebook"
+    for _ in range(600):
+        await spool.put(source, b"x" * 4000, NOW)
+    wal = Path(f"{path}-wal")
+    # 600 deliveries of 4 KB: far past SQLite's automatic checkpoint (1,000 pages), and none
+    # ran inside the intake's flushes: the rows are still only in the WAL.
+    assert size(wal) > 1_000 * 4096
+    assert size(path) < 100_000
+    taken = await spool.take(source, 10)
+    await spool.done(source, [t.id for t in taken])
+    assert size(path) > 2_000_000  # the reader's checkpoint copied them over
+    await spool.close()
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size

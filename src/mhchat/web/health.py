@@ -94,6 +94,7 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("spool_waiting", runtime.spool.depth())
         gauge("spool_capacity", runtime.spool.capacity)
         gauge("spool_written_total", runtime.spool.written)
+        gauge("spool_flushes_total", runtime.spool.flushes)
         gauge("spool_refused_total", runtime.spool.refused)
         gauge("spool_write_failures_total", runtime.spool.write_failures)
     for name, slot in runtime.slots.items():
