@@ -110,12 +110,7 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
         with requests_file.open("w") as f:
             for body in bodies:
                 f.write(f"{signed(body)}\t{body.decode()}\n")
-        port = free_port()
-        bare = start_server("bare", port, None, folder / "bare.log")
-        try:
-            bare_rate, _, _ = run_wrk(port, requests_file, seconds)
-        finally:
-            stop_server(bare)
+        bare_before = bare_rate_now(requests_file, seconds, folder)
         port = free_port()
         db = folder / "service.db"
         service = start_server("service", port, db, folder / "service.log")
@@ -128,6 +123,11 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
             processed_in = time.perf_counter() - began
         finally:
             stop_server(service)
+        # The bare handler's rate moves by a third between runs on a shared virtual machine:
+        # the limit is the mean of one run before the service and one after.
+        bare_after = bare_rate_now(requests_file, seconds, folder)
+    bare_rate = (bare_before + bare_after) / 2
+    bare_name = f"bare aiohttp 200 handler (before {bare_before:,.0f}, after {bare_after:,.0f})"
     if stored < min(accepted, n):
         raise RuntimeError(f"{accepted} deliveries accepted but {stored} comments stored")
     return [
@@ -136,7 +136,7 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
             f" {refused:,} refused, {stored:,} stored)",
             value=rate,
             unit="req/s",
-            limit_name="bare aiohttp 200 handler",
+            limit_name=bare_name,
             limit_value=bare_rate,
             goal=">= 0.70",
         ),
@@ -145,11 +145,21 @@ async def bench_webhooks(*, short: bool) -> list[Result]:
             f" request to the last decision ({processed_in:.1f} s)",
             value=stored / processed_in,
             unit="deliveries/s",
-            limit_name="bare aiohttp 200 handler",
+            limit_name=bare_name,
             limit_value=bare_rate,
             goal="(shown)",
         ),
     ]
+
+
+def bare_rate_now(requests_file: Path, seconds: int, folder: Path) -> float:
+    port = free_port()
+    bare = start_server("bare", port, None, folder / "bare.log")
+    try:
+        rate, _, _ = run_wrk(port, requests_file, seconds)
+    finally:
+        stop_server(bare)
+    return rate
 
 
 def wait_stored(db: Path, want: int, patience: float = 600.0) -> int:
