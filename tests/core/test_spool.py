@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,24 @@ import pytest
 from mhchat.spool import Spool, SpoolError, SpoolPort
 
 NOW = datetime(2026, 11, 25, 20, 5, tzinfo=UTC)
+
+
+@contextlib.asynccontextmanager
+async def flooding(spool: Spool, source: str) -> AsyncIterator[None]:
+    """Deliveries arriving every 5 ms for as long as the block runs."""
+    stop = asyncio.Event()
+
+    async def flood() -> None:
+        while not stop.is_set():
+            await spool.put(source, b"x", NOW)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(flood())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 async def test_a_delivery_is_on_disk_when_put_returns(tmp_path: Path) -> None:
@@ -92,20 +112,11 @@ async def test_a_failed_write_is_an_error_not_an_acknowledgement(tmp_path: Path)
 async def test_readers_wait_while_deliveries_keep_arriving(tmp_path: Path) -> None:
     spool = await Spool(tmp_path / "intake.spool", quiet=0.05, max_wait=30.0).open()
     source = "default:facebook"
-    stop = asyncio.Event()
-
-    async def flood() -> None:
-        while not stop.is_set():
-            await spool.put(source, b"x", NOW)
-            await asyncio.sleep(0.005)
-
-    flooding = asyncio.create_task(flood())
-    await asyncio.sleep(0.02)
-    reader = asyncio.create_task(spool.wait(source))
-    await asyncio.sleep(0.3)
-    assert not reader.done(), "the reader went ahead of a flood of deliveries"
-    stop.set()
-    await flooding
+    async with flooding(spool, source):
+        await asyncio.sleep(0.02)
+        reader = asyncio.create_task(spool.wait(source))
+        await asyncio.sleep(0.3)
+        assert not reader.done(), "the reader went ahead of a flood of deliveries"
     await asyncio.wait_for(reader, 1.0)  # the intake paused: the reader's turn
     await spool.close()
 
@@ -113,19 +124,8 @@ async def test_readers_wait_while_deliveries_keep_arriving(tmp_path: Path) -> No
 async def test_a_backlog_older_than_max_wait_is_read_even_in_a_flood(tmp_path: Path) -> None:
     spool = await Spool(tmp_path / "intake.spool", quiet=0.05, max_wait=0.2).open()
     source = "default:facebook"
-    stop = asyncio.Event()
-
-    async def flood() -> None:
-        while not stop.is_set():
-            await spool.put(source, b"x", NOW)
-            await asyncio.sleep(0.005)
-
-    flooding = asyncio.create_task(flood())
-    try:
+    async with flooding(spool, source):
         await asyncio.wait_for(spool.wait(source), 2.0)
-    finally:
-        stop.set()
-        await flooding
     await spool.close()
 
 
@@ -150,20 +150,9 @@ async def test_a_backlog_left_by_a_crash_is_read_at_once_even_in_a_flood(
     await spool.put("default:facebook", b"left over", NOW)
     await spool.close()
     again = await Spool(path, quiet=0.05, max_wait=30.0).open()
-    stop = asyncio.Event()
-
-    async def flood() -> None:
-        while not stop.is_set():
-            await again.put("default:facebook", b"x", NOW)
-            await asyncio.sleep(0.005)
-
-    flooding = asyncio.create_task(flood())
-    try:
+    async with flooding(again, "default:facebook"):
         await asyncio.sleep(0.02)
         await asyncio.wait_for(again.wait("default:facebook"), 1.0)
-    finally:
-        stop.set()
-        await flooding
     assert (await again.take("default:facebook", 1))[0].body == b"left over"
     await again.close()
 
