@@ -9,9 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from mhchat.config import parse_settings
 from mhchat.spool import Spool, SpoolError, SpoolPort
+from mhchat.web.app import build_app
+from mhchat.web.keys import RUNTIME
 
 NOW = datetime(2026, 11, 25, 20, 5, tzinfo=UTC)
 
@@ -176,3 +180,21 @@ async def test_checkpoints_wait_for_the_reader_not_the_intake(tmp_path: Path) ->
 
 def size(path: Path) -> int:
     return path.stat().st_size
+
+
+async def test_the_spool_takes_its_settings_from_the_database_table(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {
+            "database": {
+                "url": f"sqlite:///{tmp_path / 'app.db'}",
+                "spool_capacity": 500,
+                "spool_max_wait_seconds": 5,
+            }
+        },
+        {},
+    )
+    async with aiohttp.ClientSession() as http:
+        runtime = (await build_app(settings, http=http))[RUNTIME]
+    assert runtime.spool is not None
+    assert runtime.spool.path == f"{tmp_path / 'app.db'}.spool"
+    assert (runtime.spool.capacity, runtime.spool.max_wait) == (500, 5.0)

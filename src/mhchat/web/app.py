@@ -85,7 +85,11 @@ async def build_app(
     session = http or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     owns_session = http is None
 
-    runtime.spool = Spool(settings.database.spool_path, capacity=settings.database.spool_capacity)
+    runtime.spool = Spool(
+        settings.database.spool_path,
+        capacity=settings.database.spool_capacity,
+        max_wait=settings.database.spool_max_wait_seconds,
+    )
     factories = load_factories([a.name for a in settings.enabled_adapters])
     for adapter_settings in settings.enabled_adapters:
         name = adapter_settings.name
