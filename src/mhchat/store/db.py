@@ -130,12 +130,9 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(
-        self, writer: sqlite3.Connection, reader: aiosqlite.Connection | None, path: str
-    ) -> None:
+    def __init__(self, writer: sqlite3.Connection, reader: aiosqlite.Connection | None) -> None:
         self._writer = writer
         self._reader = reader
-        self._path = path
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._since_checkpoint = 0
@@ -148,7 +145,7 @@ class SqliteDatabase:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so executescript cannot
         # commit behind our back and a migration is really one transaction.
-        writer = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        writer = sqlite3.connect(target, isolation_level=None)
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
@@ -163,7 +160,7 @@ class SqliteDatabase:
             reader = await aiosqlite.connect(target, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout=10000")
             await reader.execute("PRAGMA query_only=ON")
-        return cls(writer, reader, target)
+        return cls(writer, reader)
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE without blocking the loop while another process writes."""
