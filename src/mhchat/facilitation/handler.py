@@ -297,7 +297,7 @@ class FacilitationHandler:
         for (session_id, platform), candidates in groups.items():
             budget = self.settings.reposts.budget.for_platform(platform)
             used_row = await tx.fetchone(
-                "SELECT COUNT(*) FROM session_reposts"
+                "SELECT reposts FROM session_tallies"
                 " WHERE chat_id = ? AND session_id = ? AND platform = ?",
                 (batch.chat_id, session_id, platform),
             )

@@ -55,8 +55,8 @@ async def decide_welcomes(
         slot = (session.session_id, post.platform)
         if slot not in used:
             row = await tx.fetchone(
-                "SELECT COUNT(*) FROM welcomes WHERE chat_id = ? AND session_id = ? AND"
-                " platform = ?",
+                "SELECT welcomes FROM session_tallies WHERE chat_id = ? AND session_id = ?"
+                " AND platform = ?",
                 (batch.chat_id, *slot),
             )
             used[slot] = int(row[0]) if row else 0

@@ -276,9 +276,10 @@ async def fetch_by_pairs(
 
 
 def split_sql(script: str) -> list[str]:
-    """Split a migration into statements on ``;`` at line ends, ignoring ``--`` comments.
+    """Split a migration into statements at line ends, ignoring ``--`` comment lines.
 
-    Migrations are written one statement per ``;``-terminated block; triggers are not used.
+    A statement ends at the first line where SQLite's own parser sees a complete statement
+    (``sqlite3.complete_statement``), so a trigger's ``BEGIN ... END;`` body stays whole.
     """
     statements: list[str] = []
     current: list[str] = []
@@ -287,8 +288,9 @@ def split_sql(script: str) -> list[str]:
         if not stripped or stripped.startswith("--"):
             continue
         current.append(line)
-        if stripped.endswith(";"):
-            statements.append("\n".join(current).rstrip().rstrip(";"))
+        text = "\n".join(current)
+        if stripped.endswith(";") and sqlite3.complete_statement(text):
+            statements.append(text.rstrip().rstrip(";"))
             current = []
     if current:
         statements.append("\n".join(current))
