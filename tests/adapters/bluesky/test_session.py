@@ -121,4 +121,3 @@ class TestAutomatedLabel:
             await sink.wait_for(lambda _: {human, bot} <= set(sink.remote_ids()), 5)
         flags = {p.remote_id: p.is_bot for p in sink.posts()}
         assert flags == {human: False, bot: True}
-
