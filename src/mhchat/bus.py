@@ -115,8 +115,13 @@ class EventBus:
     async def put(self, envelope: Envelope, timeout: float | None = None) -> None:
         if self._closed:
             raise BusClosed("mhchat is shutting down")
-        if self._queue.full():
-            self.stats.waited += 1
+        if not self._queue.full():
+            # The common case: no wait, so no timeout scope (building one costs more than
+            # the put itself).
+            self._queue.put_nowait(envelope)
+            self._note()
+            return
+        self.stats.waited += 1
         try:
             async with asyncio.timeout(timeout):
                 await self._queue.put(envelope)
