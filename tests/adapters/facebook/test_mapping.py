@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from mhchat_facebook.mapping import (
     graph_node_post,
     parse_delivery,
     parse_time,
+    raw_json,
 )
 
 from .conftest import FACEBOOK, RECORDED_PAGE, load
@@ -121,3 +123,10 @@ def test_times_and_text_features() -> None:
     assert parse_time(float("inf")) is None
     assert extract_hashtags("A1: #MHChat and #mhchat #Self_Care") == ("mhchat", "self_care")
     assert extract_mentions("thanks @Sam.Jones and @lee.") == ("Sam.Jones", "lee")
+
+
+def test_raw_copy_is_sorted_json_even_with_integers_beyond_64_bits() -> None:
+    value = {"b": "caf\u00e9", "a": 2**70, "c": [1, {"z": 1, "y": None}]}
+    assert json.loads(raw_json(value)) == value
+    small = {"b": "caf\u00e9", "a": 1}
+    assert raw_json(small) == '{"a":1,"b":"caf\u00e9"}'
