@@ -63,6 +63,16 @@ async def filled_sqlite(path: Path, posts: int) -> str:
                 " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 ("default", "fake", "3", "crisis", "words", 1, NOW.isoformat(), NOW.isoformat()),
             )
+            await tx.executemany(
+                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [("default", "fake", f"a{i}", "s1", str(i), NOW.isoformat()) for i in range(3)],
+            )
+            await tx.executemany(
+                "INSERT INTO session_reposts (chat_id, session_id, platform, author_id,"
+                " remote_id, round, decided_at) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                [("default", "s1", "fake", f"a{i}", str(i), NOW.isoformat()) for i in range(2)],
+            )
     finally:
         await db.close()
     return f"sqlite:///{path}"
@@ -77,8 +87,24 @@ async def test_copy_moves_every_row_and_keeps_ids_usable(tmp_path: Path, pg_url:
     assert by_table["actions"].target == 5
     assert by_table["action_transitions"].target == 6
     assert by_table["safety_flags"].target == 1
+    assert by_table["welcomes"].target == 3
     target = await PostgresDatabase.open(pg_url)
     try:
+        async with target.read() as tx:
+            tallies = await tx.fetchall(
+                "SELECT session_id, welcomes, reposts FROM session_tallies"
+            )
+        # Copied as they were, not counted again by the triggers as the rows arrived.
+        assert tallies == [("s1", 3, 2)]
+        # And the triggers count again once the copy is done.
+        async with target.write() as tx:
+            await tx.execute(
+                "INSERT INTO welcomes (chat_id, platform, author_id, session_id, remote_id,"
+                " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                ("default", "fake", "late", "s1", "99", NOW.isoformat()),
+            )
+            row = await tx.fetchone("SELECT welcomes FROM session_tallies WHERE session_id = 's1'")
+        assert row == (4,)
         # The identity sequence moved past the copied ids: new rows get fresh ones.
         async with target.write() as tx:
             batch = await save_events(
