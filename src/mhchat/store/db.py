@@ -288,8 +288,10 @@ def split_sql(script: str) -> list[str]:
         if not stripped or stripped.startswith("--"):
             continue
         current.append(line)
+        if not stripped.endswith(";"):
+            continue
         text = "\n".join(current)
-        if stripped.endswith(";") and sqlite3.complete_statement(text):
+        if sqlite3.complete_statement(text):
             statements.append(text.rstrip().rstrip(";"))
             current = []
     if current:
