@@ -115,7 +115,10 @@ class FacilitationHandler:
 
         grouped = {
             link.key: link
-            for link in await apply_batch([_link(p) for p in posts], SqlLinks(tx, chat_id))
+            for link in await apply_batch(
+                [_link(p) for p in posts],
+                SqlLinks(tx, chat_id, held=frozenset(key_of(p) for p in posts)),
+            )
         }
         status = await self._statuses(
             tx, chat_id, {(p.platform, p.author.author_id) for p in others}
@@ -179,20 +182,29 @@ class FacilitationHandler:
             tx, view, settings=self.settings, templates=self.templates
         )
 
-        await tx.executemany(
-            "UPDATE posts SET session_id = ?, triage = ?, note = ?"
-            " WHERE chat_id = ? AND platform = ? AND remote_id = ?",
-            [
+        # The new posts' thread links (held back by ``SqlLinks``) go in the same UPDATE.
+        rows: list[tuple[object, ...]] = []
+        for p in posts:
+            key = key_of(p)
+            found, link = sessions[key], grouped[key]
+            rows.append(
                 (
-                    s.session_id if (s := sessions[key_of(p)]) else None,
-                    verdicts[key_of(p)].verdict.value if not p.is_own else None,
-                    notes.get(key_of(p)),
+                    found.session_id if found else None,
+                    verdicts[key].verdict.value if not p.is_own else None,
+                    notes.get(key),
+                    link.root[1] if link.root else None,
+                    link.tag,
+                    link.question,
                     chat_id,
                     p.platform,
                     p.remote_id,
                 )
-                for p in posts
-            ],
+            )
+        await tx.executemany(
+            "UPDATE posts SET session_id = ?, triage = ?, note = ?,"
+            " thread_root = ?, question_tag = ?, question_n = ?"
+            " WHERE chat_id = ? AND platform = ? AND remote_id = ?",
+            rows,
         )
         for platform, author_id in sorted(forget):
             decisions += await forget_person(

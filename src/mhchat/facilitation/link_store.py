@@ -35,9 +35,17 @@ def _link(row: Row) -> Link:
 
 
 class SqlLinks:
-    def __init__(self, tx: Tx, chat_id: str) -> None:
+    """Links as columns of ``posts``.
+
+    ``held`` names posts whose links ``put`` leaves unwritten: the handler writes those rows
+    once, with their session and triage, because a second UPDATE of a row just inserted cost
+    as much again as the first (the row and two of its indexes rewritten twice).
+    """
+
+    def __init__(self, tx: Tx, chat_id: str, *, held: frozenset[PostKey] = frozenset()) -> None:
         self.tx = tx
         self.chat_id = chat_id
+        self.held = held
 
     async def get(self, keys: set[PostKey]) -> dict[PostKey, Link]:
         rows = await fetch_by_pairs(
@@ -72,6 +80,10 @@ class SqlLinks:
         return found
 
     async def put(self, links: list[Link]) -> None:
+        if self.held:
+            links = [link for link in links if link.key not in self.held]
+        if not links:
+            return
         await self.tx.executemany(
             "UPDATE posts SET thread_root = ?, question_tag = ?, question_n = ?"
             " WHERE chat_id = ? AND platform = ? AND remote_id = ?",
