@@ -111,8 +111,14 @@ class _InlineTx:
 
 LOCK_PATIENCE = 10.0
 """Seconds a write waits for another process's write lock before it fails."""
-CHECKPOINT_EVERY = 500
-"""Write transactions between two WAL checkpoints (run on the reader's thread)."""
+CHECKPOINT_EVERY = 50
+"""Write transactions between two WAL checkpoints (run on the reader's thread).
+
+A checkpoint ends with an fsync of the database file, and while the kernel flushes it the
+writer's own commits wait on the file system (measured: commits of 10-38 ms during a
+checkpoint, 0.1 ms otherwise). Small, frequent checkpoints keep each flush short: at 1,000
+posts/s the p99 decision latency was 10-23 ms with 500 transactions between checkpoints and
+4-6 ms with 50."""
 
 
 class SqliteDatabase:
