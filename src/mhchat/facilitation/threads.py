@@ -63,7 +63,8 @@ class Link:
 
     # ``dataclasses.replace`` inspects the fields on every call: 1.6 times the cost of
     # building the copy directly, and the grouping copies every link of a batch twice.
-    def with_root(self, root: PostKey | None) -> Link:
+    def resolved(self, root: PostKey | None, question: int | None) -> Link:
+        """This link with its resolved root and question."""
         return Link(
             key=self.key,
             parent=self.parent,
@@ -71,17 +72,6 @@ class Link:
             quoted=self.quoted,
             tag=self.tag,
             root=root,
-            question=self.question,
-        )
-
-    def with_question(self, question: int | None) -> Link:
-        return Link(
-            key=self.key,
-            parent=self.parent,
-            given_root=self.given_root,
-            quoted=self.quoted,
-            tag=self.tag,
-            root=self.root,
             question=question,
         )
 
@@ -132,9 +122,9 @@ def group(links: Iterable[Link]) -> dict[PostKey, Link]:
         roots[key] = found
         return found
 
-    resolved = {k: v.with_root(root_of(k, frozenset())) for k, v in by_key.items()}
+    resolved = {k: v.resolved(root_of(k, frozenset()), v.question) for k, v in by_key.items()}
     questions = _questions(resolved, {})
-    return {k: v.with_question(questions[k]) for k, v in resolved.items()}
+    return {k: v.resolved(v.root, questions[k]) for k, v in resolved.items()}
 
 
 class LinkStore(Protocol):
@@ -184,7 +174,7 @@ async def apply_batch(new: list[Link], store: LinkStore) -> list[Link]:
         return found
 
     updated: dict[PostKey, Link] = {
-        k: v.with_root(root_of(k, frozenset())) for k, v in fresh.items()
+        k: v.resolved(root_of(k, frozenset()), v.question) for k, v in fresh.items()
     }
     for waiting in await store.dependents(set(fresh)):
         if waiting.key in fresh:
@@ -193,7 +183,7 @@ async def apply_batch(new: list[Link], store: LinkStore) -> list[Link]:
         if root in fresh:
             # Its provisional root has arrived: follow it up to the real (or next unknown) root.
             root = updated[root].root
-        updated[waiting.key] = waiting.with_root(root)
+        updated[waiting.key] = waiting.resolved(root, waiting.question)
 
     # Questions follow quotes, parents and roots; when one changes, the posts that refer to
     # it are fetched and resolved again, until nothing changes.
@@ -219,7 +209,7 @@ async def apply_batch(new: list[Link], store: LinkStore) -> list[Link]:
             for k, q in questions.items()
             if k not in expanded and (k in fresh or q != stored_q.get(k))
         }
-        updated = {k: v.with_question(questions[k]) for k, v in updated.items()}
+        updated = {k: v.resolved(v.root, questions[k]) for k, v in updated.items()}
         if not changed:
             break
         expanded |= changed
