@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from bench.payloads import APP_SECRET, HOST_DID, PAGE_ID
+from bench.sql_clock import SqlClock, TimedDatabase
 from mhchat.actions import Purpose
 from mhchat.bus import BusSink, EventBus
 from mhchat.clock import SystemClock
@@ -123,7 +124,9 @@ async def open_pipeline(
     observers: Sequence[Observer] = (),
     capacity: int = 1000,
     max_batch: int = BusSettings().max_batch,
+    sql_clock: SqlClock | None = None,
 ) -> Pipeline:
+    """``sql_clock``, when given, times every statement the ingest worker runs."""
     db = await SqliteDatabase.open(path)
     await migrate(db)
     clock = SystemClock()
@@ -140,7 +143,7 @@ async def open_pipeline(
     errors: list[str] = []
     worker = IngestWorker(
         bus=bus,
-        db=db,
+        db=db if sql_clock is None else TimedDatabase(db, sql_clock),
         clock=clock,
         chat_id="default",
         handlers=[handler],
