@@ -32,6 +32,7 @@ from mhchat.errors import (
     TransientFailure,
 )
 from mhchat.events import Budget
+from mhchat_facebook import json_text
 from mhchat_facebook.config import FacebookConfig
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613})
@@ -238,8 +239,8 @@ class GraphClient:
         lowered = {k.lower(): v for k, v in headers.items()}
         self.budgets.update(usage_budgets(lowered, now))
         try:
-            body: object = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
+            body: object = json_text.loads(raw) if raw else None
+        except (ValueError, RecursionError):
             body = None
         if status >= 400 or (isinstance(body, dict) and "error" in body):
             error = parse_error(status, body)

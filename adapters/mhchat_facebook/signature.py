@@ -8,8 +8,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
+
+from mhchat_facebook import json_text
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _PREFIX = "sha256="
@@ -73,8 +74,8 @@ def parse_signed_request(signed_request: str, app_secret: str) -> DeletionReques
     if not hmac.compare_digest(signature, expected):
         raise BadSignedRequest("signature mismatch")
     try:
-        data = json.loads(_b64url(payload))
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json_text.loads(_b64url(payload))
+    except (ValueError, RecursionError) as exc:
         raise BadSignedRequest("payload is not JSON") from exc
     if not isinstance(data, dict):
         raise BadSignedRequest("payload is not an object")

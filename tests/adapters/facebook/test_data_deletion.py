@@ -80,6 +80,32 @@ class TestDataDeletion:
             assert resp.status == expected, signed
         assert forget_events(rig) == []
 
+    async def test_a_form_of_many_fields_is_400(self, rig: Rig) -> None:
+        signed = rig.emulator.signed_request("218471")
+        fields = "&".join(f"f{i}=1" for i in range(11))
+        resp = await rig.client.post(
+            "/webhooks/facebook/data-deletion",
+            data=f"{fields}&signed_request={signed}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert resp.status == 400
+        assert forget_events(rig) == []
+
+    async def test_a_user_id_that_is_not_text_is_refused(self, rig: Rig) -> None:
+        # A lone surrogate escape: the standard parser takes it, nothing can store it.
+        payload = (
+            base64.urlsafe_b64encode(b'{"algorithm": "HMAC-SHA256", "user_id": "\\ud800"}')
+            .decode()
+            .rstrip("=")
+        )
+        digest = hmac.new(rig.emulator.app_secret.encode(), payload.encode(), hashlib.sha256)
+        signature = base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+        resp = await rig.client.post(
+            "/webhooks/facebook/data-deletion", data={"signed_request": f"{signature}.{payload}"}
+        )
+        assert resp.status == 403
+        assert forget_events(rig) == []
+
     async def test_wrong_algorithm_is_refused(self, rig: Rig) -> None:
         payload = (
             base64.urlsafe_b64encode(

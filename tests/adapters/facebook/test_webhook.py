@@ -197,6 +197,29 @@ class TestRefusals:
             assert resp.status == 400, body[:20]
         assert content(rig.sink) == []
 
+    async def test_text_no_database_can_hold_is_400(self, make_rig: RigFactory) -> None:
+        # A lone surrogate escape parses (the standard parser takes it) but is not text: the
+        # store would refuse the row, and with it every other post of its batch.
+        rig = await make_rig(page_id=RECORDED_PAGE)
+        change = load("feed-change-comment-add.json")
+        for field in ("message", "comment_id"):
+            bad = json.loads(json.dumps(change))
+            bad["value"][field] = "bad \ud800 x"
+            body = envelope([bad], RECORDED_PAGE)
+            assert b"\\ud800" in body
+            resp = await rig.deliver(body)
+            assert resp.status == 400, field
+        assert content(rig.sink) == []
+        # What the standard parser alone takes and is text is still accepted: an emoji as an
+        # escaped surrogate pair, beside a number orjson refuses.
+        good = json.loads(json.dumps(change))
+        good["value"]["message"] = "hello \U0001f600"
+        body = envelope([good], RECORDED_PAGE).replace(b'"time":', b'"big":1e400,"time":', 1)
+        assert (await rig.deliver(body)).status == 200
+        [received] = content(rig.sink)
+        assert isinstance(received, PostReceived)
+        assert received.post.text == "hello \U0001f600"
+
     async def test_full_bus_is_503_and_stores_nothing(self, make_rig: RigFactory) -> None:
         rig = await make_rig(page_id=RECORDED_PAGE, sink=RecordingSink(capacity=0))
         resp = await rig.deliver(comment_body())
