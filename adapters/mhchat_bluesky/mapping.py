@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from mhchat.clock import plausible_post_time
 from mhchat.events import (
     Author,
     Event,
@@ -84,16 +85,17 @@ def split_uri(uri: str) -> tuple[str, str, str]:
 
 
 def parse_time(value: Any, fallback: datetime) -> datetime:
-    """An ISO 8601 datetime as aware UTC; naive is read as UTC; garbage gives ``fallback``."""
+    """A record's ``createdAt`` as aware UTC (naive is read as UTC), or ``fallback`` (when the
+    network or we saw the record) for garbage or a year no post can have: ``createdAt`` is
+    whatever the author's client wrote."""
     if not isinstance(value, str):
         return fallback
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return fallback
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if plausible_post_time(parsed) else fallback
 
 
 def _strong_ref(value: Any) -> PostRef | None:

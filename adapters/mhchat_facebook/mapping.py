@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from mhchat.clock import plausible_post_time
 from mhchat.events import (
     Author,
     Event,
@@ -65,14 +66,16 @@ def parse_time(value: object) -> datetime | None:
             seconds = float(value)
             if seconds > 1e11:
                 seconds /= 1000.0
-            return datetime.fromtimestamp(seconds, UTC)
-        if isinstance(value, str):
+            parsed = datetime.fromtimestamp(seconds, UTC)
+        elif isinstance(value, str):
             if value.isdigit():
                 return parse_time(int(value))
-            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+            parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+        else:
+            return None
     except (ValueError, OverflowError, OSError):
         return None
-    return None
+    return parsed if plausible_post_time(parsed) else None
 
 
 def raw_json(value: object) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from mhchat.clock import plausible_post_time
 from mhchat.events import (
     Author,
     Event,
@@ -51,9 +52,10 @@ TWEPOCH_MS = 1288834974657
 def snowflake_time(tweet_id: str) -> datetime | None:
     try:
         ms = (int(tweet_id) >> 22) + TWEPOCH_MS
-    except ValueError:
+        found = datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    return found if plausible_post_time(found) else None
 
 
 def rewind_id(tweet_id: str, seconds: float) -> str:
@@ -82,9 +84,10 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if plausible_post_time(parsed) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,3 +34,18 @@ def ensure_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: mhchat only handles aware times")
     return value.astimezone(UTC)
+
+
+EARLIEST_POST = datetime(2004, 1, 1, tzinfo=UTC)
+"""Older than the first post on any platform mhchat reads (Facebook, 2004)."""
+LATEST_POST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def plausible_post_time(value: datetime) -> bool:
+    """Whether a platform's (or a poster's) claimed time can be a post's.
+
+    A time the payload claims is data, not truth: a Bluesky record's ``createdAt`` is whatever
+    its author wrote, and a year such as 9999 leaves no room for the date arithmetic of
+    schedules and retention. Adapters use their own receipt time instead.
+    """
+    return EARLIEST_POST <= value < LATEST_POST

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from mhchat.events import PlatformName, PostReceived
 from mhchat.testing import make_post
@@ -37,3 +37,30 @@ async def test_no_repost_is_decided_where_the_platform_has_none(harness: Harness
     await harness.feed([PostReceived(post=post)], platform="facebook")
     rows = await harness.rows("SELECT key FROM actions ORDER BY id")
     assert [r[0] for r in rows] == ["welcome:facebook:id-fay:2026-11-25"]
+
+
+async def test_a_post_dated_at_the_end_of_the_calendar_does_not_stop_triage(
+    harness: Harness,
+) -> None:
+    """A claimed time of year 9999 (or year 1) leaves no room for a schedule's date arithmetic:
+    such a post belongs to no session, and the crisis post beside it is still triaged."""
+    crisis = make_post(
+        "p1",
+        author="ann",
+        text="A3 I am going to kill myself tonight #MHChat",
+        created_at=START + timedelta(minutes=6),
+    )
+    far = [
+        make_post(
+            f"p{n}",
+            author="bob",
+            text="A1 hello #MHChat",
+            created_at=datetime(year, month, day, 23, 59, tzinfo=UTC),
+        )
+        for n, (year, month, day) in enumerate([(9999, 12, 31), (1, 1, 1)], start=2)
+    ]
+    await harness.feed([PostReceived(post=p) for p in [crisis, *far]])
+    rows = await harness.rows("SELECT remote_id, session_id, triage FROM posts ORDER BY id")
+    assert rows == [("p1", "2026-11-25", "crisis"), ("p2", None, "ok"), ("p3", None, "ok")]
+    flags = await harness.rows("SELECT remote_id, category FROM safety_flags")
+    assert flags == [("p1", "crisis")]

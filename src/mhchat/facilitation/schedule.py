@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from mhchat.clock import ensure_utc
+from mhchat.clock import ensure_utc, plausible_post_time
 from mhchat.facilitation.settings import ScheduleSettings
 
 
@@ -95,6 +95,8 @@ class Schedule:
     def session_at(self, when: datetime) -> Session | None:
         """The session whose window (pre-chat to end of after-hours) contains ``when``."""
         utc = ensure_utc(when)
+        if not plausible_post_time(utc):
+            return None  # no session near the ends of the calendar (nor room to look for one)
         for session in self._around(utc):
             if session.opens_at <= utc < session.closes_at:
                 return session

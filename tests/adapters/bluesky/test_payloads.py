@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ from tests.adapters.bluesky.conftest import BLUESKY, Runner
 from mhchat.events import Event, Post, PostDeleted, PostReceived, PostRef, RemoteId, RepostSeen
 from mhchat.testing import MemoryState, RecordingSink
 from mhchat_bluesky.jetstream import FrameParser
-from mhchat_bluesky.mapping import Profile, events_from_commit, post_from_record, profile_from_view
+from mhchat_bluesky.mapping import (
+    Profile,
+    events_from_commit,
+    parse_time,
+    post_from_record,
+    profile_from_view,
+)
 
 PAYLOADS = Path(__file__).parent / "payloads"
 ALICE = "did:plc:4gnjyyiqft7dib67wttitocy"
@@ -88,6 +95,14 @@ class TestRecordedJetstream:
         assert post.text.index("#MHChat") == 28  # code points; 29 in UTF-16 units
         assert len(post.text[:28].encode("utf-16-le")) // 2 == 29
         assert post.created_at.isoformat() == "2026-11-25T20:10:00+00:00"
+
+    def test_a_created_at_no_post_can_have_falls_back_to_the_network_time(self) -> None:
+        seen = datetime(2026, 11, 25, 20, 10, tzinfo=UTC)
+        assert parse_time("2026-11-25T20:05:00Z", seen) == datetime(
+            2026, 11, 25, 20, 5, tzinfo=UTC
+        )
+        for claimed in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "1970-01-01", 5):
+            assert parse_time(claimed, seen) == seen, claimed
 
     def test_reposts_of_the_hosts_posts(self) -> None:
         events = _events(ALICE)  # as if Alice ran the chat

@@ -121,6 +121,9 @@ def test_times_and_text_features() -> None:
     assert parse_time(1458692752478) == parse_time(1458692752.478)  # the envelope's ms "time"
     assert parse_time("yesterday") is None
     assert parse_time(float("inf")) is None
+    # Times no post can have: the mapper falls back to the delivery's own time.
+    for claimed in ("9999-12-31T23:59:59+0000", "0001-01-01T00:00:00+0000", -62135596800, 0):
+        assert parse_time(claimed) is None, claimed
     assert extract_hashtags("A1: #MHChat and #mhchat #Self_Care") == ("mhchat", "self_care")
     assert extract_mentions("thanks @Sam.Jones and @lee.") == ("Sam.Jones", "lee")
 

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from mhchat.events import PostEdited, PostReceived, RepostSeen
-from mhchat_x.mapping import HostIdentity, Normaliser, newer_id, rewind_id, snowflake_time
+from mhchat_x.mapping import (
+    HostIdentity,
+    Normaliser,
+    newer_id,
+    parse_time,
+    rewind_id,
+    snowflake_time,
+)
 
 from .conftest import X
 
@@ -190,6 +197,13 @@ class TestIds:
         back = snowflake_time(earlier)
         assert back is not None
         assert 29.9 < (when - back).total_seconds() < 30.1
+
+    def test_times_no_post_can_have_are_not_believed(self) -> None:
+        assert parse_time("2021-09-22T16:37:29.000Z") is not None
+        for claimed in ("9999-12-31T23:59:59.000Z", "0001-01-01T00:00:00+14:00", "1970-01-01"):
+            assert parse_time(claimed) is None, claimed
+        assert snowflake_time("9" * 30) is None
+        assert snowflake_time("9" * 60) is None
 
     def test_newer_id_compares_numbers(self) -> None:
         assert newer_id("999", "1000") == "1000"
