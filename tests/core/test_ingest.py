@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 
 import aiohttp
@@ -15,7 +16,7 @@ from mhchat.adapters import AdapterContext, ChatInfo, Checkpoint
 from mhchat.bus import BusFull, BusSink, EventBus
 from mhchat.controls import Controls
 from mhchat.events import PlatformName, PostReceived
-from mhchat.ingest import IngestWorker
+from mhchat.ingest import IngestWorker, refused_content
 from mhchat.ledger import Decision, Mode, State
 from mhchat.runtime import DbState
 from mhchat.sender import Sender
@@ -62,6 +63,11 @@ class Exploding:
     async def handle(self, tx: Tx, batch: StoredBatch) -> None:
         await tx.execute("INSERT INTO audit (chat_id, at, actor, what) VALUES ('c','t','a','w')")
         raise RuntimeError("boom")
+
+
+async def db_rows(db: SqliteDatabase, sql: str) -> list[tuple[object, ...]]:
+    async with db.read() as tx:
+        return await tx.fetchall(sql)
 
 
 async def count(db: SqliteDatabase, sql: str, params: Sequence[object] = ()) -> int:
@@ -194,6 +200,91 @@ class TestIngest:
         assert good.seen == ["1", "2"]
         assert await count(db, "SELECT count(*) FROM audit") == 0
         assert await count(db, "SELECT count(*) FROM posts") == 2
+
+    async def test_a_post_the_store_refuses_is_set_aside_and_the_rest_stored(
+        self, db: SqliteDatabase, clock: FakeClock
+    ) -> None:
+        """Text no database can hold fails its batch every time: it must not hold back the
+        posts beside it, its envelope's cursor, or anyone waiting for their posts."""
+        bus = EventBus(10)
+        handler = RepostEverything()
+        worker = IngestWorker(
+            bus=bus,
+            db=db,
+            clock=clock,
+            chat_id="default",
+            handlers=[handler],
+            error_hook=lambda where, exc: None,
+            retry_delay=0.01,
+        )
+        task = asyncio.create_task(worker.run())
+        sink = BusSink(bus, FAKE)
+        poison = make_post("2", text="bad \ud800 text")
+        await sink.publish(
+            [PostReceived(post=make_post("1")), PostReceived(post=poison)],
+            checkpoint=Checkpoint(key="cursor", value="42"),
+        )
+        await sink.publish_and_wait([PostReceived(post=make_post("3"))], timeout=10)
+        await asyncio.wait_for(bus.join(), 10)
+        task.cancel()
+        rows = await db_rows(db, "SELECT remote_id FROM posts ORDER BY remote_id")
+        assert rows == [("1",), ("3",)]
+        assert handler.seen == ["1", "3"]
+        assert worker.stats.refused_events == 1
+        assert await DbState(db, "default", FAKE, clock).get("cursor") == "42"
+
+    async def test_only_errors_about_the_data_set_an_event_aside(self) -> None:
+        for exc in (
+            UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+            OverflowError("Python int too large to convert to SQLite INTEGER"),
+            sqlite3.IntegrityError("NOT NULL constraint failed"),
+        ):
+            assert refused_content(exc), exc
+        for exc in (
+            sqlite3.OperationalError("database is locked"),
+            sqlite3.OperationalError("database or disk is full"),
+            sqlite3.ProgrammingError("Cannot operate on a closed database."),
+            OSError(28, "No space left on device"),
+            AttributeError("a bug"),
+            RuntimeError("boom"),
+        ):
+            assert not refused_content(exc), exc
+
+    async def test_a_post_a_handler_cannot_take_costs_the_others_nothing(
+        self, db: SqliteDatabase, clock: FakeClock
+    ) -> None:
+        errors: list[str] = []
+        good = RepostEverything()
+
+        class ChokesOnTwo(RepostEverything):
+            name = "chokes-on-two"
+
+            async def handle(self, tx: Tx, batch: StoredBatch) -> None:
+                await super().handle(tx, batch)
+                if any(p.remote_id == "2" for p in batch.new_posts):
+                    raise ValueError("cannot take post 2")
+
+        choking = ChokesOnTwo()
+        bus = EventBus(10)
+        worker = IngestWorker(
+            bus=bus,
+            db=db,
+            clock=clock,
+            chat_id="default",
+            handlers=[choking, good],
+            error_hook=lambda where, exc: errors.append(where),
+        )
+        await BusSink(bus, FAKE).publish(
+            [PostReceived(post=make_post(n, author=f"a{n}")) for n in ("1", "2", "3")]
+        )
+        await worker.drain()
+        assert errors == ["handler.chokes-on-two", "handler.chokes-on-two"]
+        assert good.seen == ["1", "2", "3"]
+        rows = await db_rows(db, "SELECT key FROM actions ORDER BY key")
+        # The choking handler's work on 1 and 3 stands; on 2 it was rolled back (and the good
+        # handler's repost of 2 is the same key, recorded once).
+        assert rows == [("repost:fake:1",), ("repost:fake:2",), ("repost:fake:3",)]
+        assert worker.stats.handler_errors == 2
 
     async def test_deletion_before_post_keeps_it_out(
         self, db: SqliteDatabase, clock: FakeClock

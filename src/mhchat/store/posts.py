@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from mhchat.adapters import Checkpoint
 from mhchat.events import (
@@ -81,6 +82,29 @@ class StoredBatch:
     health: list[AdapterHealthChanged] = field(default_factory=list)
     other: list[Event] = field(default_factory=list)
     duplicates: int = 0
+
+    def parts(self) -> list[StoredBatch]:
+        """The same changes as one batch per post or event, in the order a handler takes them
+        (deletions first); a person's first-ever post stays their first in its own part."""
+        found: list[StoredBatch] = []
+
+        def part(**changes: Any) -> StoredBatch:
+            return StoredBatch(chat_id=self.chat_id, now=self.now, **changes)
+
+        found += [part(deleted=[d]) for d in self.deleted]
+        firsts = set(self.first_timers)
+        for post in sorted(self.new_posts, key=lambda p: p.created_at):
+            one = part(new_posts=[post])
+            author = (post.platform, post.author.author_id)
+            if author in firsts:
+                firsts.discard(author)
+                one.first_timers.add(author)
+            found.append(one)
+        found += [part(edited_posts=[p]) for p in self.edited_posts]
+        found += [part(reposts=[r]) for r in self.reposts]
+        found += [part(health=[h]) for h in self.health]
+        found += [part(other=[e]) for e in self.other]
+        return found
 
     @property
     def empty(self) -> bool:

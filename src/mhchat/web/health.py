@@ -42,6 +42,10 @@ async def readyz(request: web.Request) -> web.Response:
             "capacity": runtime.spool.capacity if runtime.spool else 0,
             "refused": runtime.spool.refused if runtime.spool else 0,
         },
+        "ingest": {
+            "refused": runtime.worker.stats.refused_events if runtime.worker else 0,
+            "handler_errors": runtime.worker.stats.handler_errors if runtime.worker else 0,
+        },
         "adapters": adapters,
         "kill_switch": bool(runtime.controls and runtime.controls.killed),
     }
@@ -90,6 +94,8 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("ingest_stored_total", stats.stored)
         gauge("ingest_duplicates_total", stats.duplicates)
         gauge("ingest_handler_errors_total", stats.handler_errors)
+        gauge("ingest_store_errors_total", stats.store_errors)
+        gauge("ingest_refused_events_total", stats.refused_events)
     if runtime.spool is not None:
         gauge("spool_waiting", runtime.spool.depth())
         gauge("spool_capacity", runtime.spool.capacity)
