@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
 
 from mhchat.web.dashboard import DASHBOARD_APP
-from mhchat.web.dashboard.security import PUBLIC_ROUTES
+from mhchat.web.dashboard.security import COOKIE, PUBLIC_ROUTES
 
 from .conftest import Rig
 
@@ -114,3 +115,39 @@ async def test_no_cors_headers_even_when_asked(rig: Rig) -> None:
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
         assert not any(h.lower().startswith("access-control-") for h in resp.headers), path
+
+
+async def raw_status(rig: Rig, head: bytes) -> int:
+    """Send a request as bytes (a client library would refuse to send such headers)."""
+    server = rig.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(head + b"Connection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_header_bytes_that_are_not_text_are_refused_not_a_server_error(rig: Rig) -> None:
+    cookie = b"Cookie: " + COOKIE.encode() + b"=\xff\xfe\r\n"
+    assert await raw_status(rig, b"GET /dashboard/login HTTP/1.1\r\nHost: x\r\n" + cookie) == 200
+    await rig.sign_in()
+    [session] = [m for m in rig.client.session.cookie_jar if m.key == COOKIE]
+    signed_in = f"Cookie: {COOKIE}={session.value}\r\n".encode()
+    head = (
+        b"POST /dashboard/controls/kill HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        + signed_in
+        + b"X-CSRF-Token: \xff\xfe\r\n"
+    )
+    assert await raw_status(rig, head) == 403
+    assert rig.runtime.controls is not None
+    assert rig.runtime.controls.killed is False
+
+
+async def test_an_id_beyond_the_database_integers_is_not_found(rig: Rig) -> None:
+    csrf = await rig.sign_in()
+    for path in ("/dashboard/flags/{}/dismiss", "/dashboard/actions/{}/drop"):
+        resp = await rig.client.post(
+            path.format("9" * 23), data={"csrf_token": csrf}, allow_redirects=False
+        )
+        assert resp.status == 404, path

@@ -31,12 +31,12 @@ def add_routes(app: web.Application, dash: Dashboard, static_dir: str) -> None:
     r.add_post("/controls/kill", dash.kill, name="dashboard.kill")
     r.add_post("/controls/mode", dash.mode, name="dashboard.mode")
     r.add_post(
-        r"/flags/{flag:\d+}/{verb:approve|dismiss|handled|block}",
+        r"/flags/{flag:\d{1,18}}/{verb:approve|dismiss|handled|block}",
         dash.flag_action,
         name="dashboard.flag",
     )
     r.add_post(
-        r"/actions/{action:\d+}/{verb:approve|drop|confirm|retry}",
+        r"/actions/{action:\d{1,18}}/{verb:approve|drop|confirm|retry}",
         dash.action,
         name="dashboard.action",
     )

@@ -66,7 +66,11 @@ WHO = web.RequestKey("dashboard_who", str)
 async def get_session(request: web.Request) -> Session:
     session = request.get(SESSION)
     if session is None:
-        session = await request[STORAGE].load_session(request)
+        try:
+            session = await request[STORAGE].load_session(request)
+        except UnicodeError:
+            # A cookie header of bytes that are not text (only forged ones are): no session.
+            session = await request[STORAGE].new_session()
         request[SESSION] = session
     return session
 
@@ -231,7 +235,8 @@ def guard_middlewares(settings: DashboardSettings, signouts: SignOuts) -> list[A
         if (
             not isinstance(expected, str)
             or sent is None
-            or not hmac.compare_digest(sent.encode(), expected.encode())
+            # "surrogateescape": a header of bytes that are not text is a wrong token, not a 500.
+            or not hmac.compare_digest(sent.encode(errors="surrogateescape"), expected.encode())
         ):
             raise web.HTTPForbidden(
                 text="The form had expired or did not come from this dashboard:"
