@@ -34,6 +34,32 @@ EDIT_VERBS = frozenset({"edited", "edit"})
 # "hide" is a moderator hiding a comment: honoured like a removal everywhere.
 REMOVE_VERBS = frozenset({"remove", "delete", "hide"})
 
+# What is counted by name when ignored (Meta's documented page webhook values); anything else
+# is counted as "other": a counter's name must not come from a payload, where it could be
+# anything, of any length and any number of names.
+_COUNTED_ITEMS = frozenset(
+    {
+        "album", "address", "coupon", "event", "experience", "group", "group_message",
+        "interest", "like", "link", "mention", "milestone", "note", "page", "picture",
+        "platform-story", "photo-album", "profile", "question", "rating", "reaction",
+        "relationship-status", "story", "tag", "timeline cover",
+    }
+)  # fmt: skip
+_COUNTED_VERBS = frozenset({"block", "follow", "mute", "unblock", "unhide", "update"})
+_COUNTED_FIELDS = frozenset(
+    {
+        "mention", "ratings", "messages", "messaging_postbacks", "message_deliveries",
+        "message_reads", "message_echoes", "message_reactions", "leadgen", "live_videos",
+        "videos", "conversations", "name", "picture", "category", "description", "email",
+        "website", "phone", "location", "hours", "checkins", "feed",
+    }
+)  # fmt: skip
+
+
+def _counted(value: str, known: frozenset[str]) -> str:
+    return value if value in known else "other"
+
+
 _HASHTAG = re.compile(r"(?<![\w&#])#(\w+)")
 _MENTION = re.compile(r"(?<![\w@])@(\w[\w.]*\w|\w)")
 _LINK = re.compile(r"https?://[^\s<>\"']+")
@@ -160,7 +186,7 @@ def _feed_change(change: _Change, parsed: Parsed) -> None:
     item = _text(value.get("item")) or "?"
     verb = _text(value.get("verb")) or "?"
     if item != "comment" and item not in POST_ITEMS:
-        parsed.ignored[f"item:{item}"] += 1
+        parsed.ignored[f"item:{_counted(item, _COUNTED_ITEMS)}"] += 1
         return
     post_id = _text(value.get("post_id"))
     remote_id = _text(value.get("comment_id")) if item == "comment" else post_id
@@ -179,7 +205,7 @@ def _feed_change(change: _Change, parsed: Parsed) -> None:
         )
         return
     if verb not in ADD_VERBS and verb not in EDIT_VERBS:
-        parsed.ignored[f"verb:{verb}"] += 1
+        parsed.ignored[f"verb:{_counted(verb, _COUNTED_VERBS)}"] += 1
         return
     if value.get("published") in (0, "0", False):
         parsed.ignored["unpublished"] += 1
@@ -242,7 +268,8 @@ def parse_delivery(
             change = _obj(raw_change)
             value = change.get("value")
             if change.get("field") != "feed" or not isinstance(value, dict):
-                parsed.ignored[f"field:{_text(change.get('field')) or '?'}"] += 1
+                field = _text(change.get("field")) or ""
+                parsed.ignored[f"field:{_counted(field, _COUNTED_FIELDS)}"] += 1
                 continue
             _feed_change(
                 _Change(platform=platform, page_id=page_id, sent_at=sent_at, value=value), parsed

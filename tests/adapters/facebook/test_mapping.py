@@ -133,3 +133,25 @@ def test_raw_copy_is_sorted_json_even_with_integers_beyond_64_bits() -> None:
     assert json.loads(raw_json(value)) == value
     small = {"b": "caf\u00e9", "a": 1}
     assert raw_json(small) == '{"a":1,"b":"caf\u00e9"}'
+
+
+def test_what_is_ignored_is_counted_under_names_the_payload_does_not_choose() -> None:
+    change = load("feed-change-comment-add.json")
+    changes = []
+    for n in range(300):
+        item = json.loads(json.dumps(change))
+        item["value"]["verb"] = f"verb{n}" + "x" * 1000
+        changes.append(item)
+        other = json.loads(json.dumps(change))
+        other["value"]["item"] = f"item{n}"
+        changes.append(other)
+        changes.append({"field": f"field{n}", "value": {}})
+    changes.append({"field": "ratings", "value": {}})
+    body = {"object": "page", "entry": [{"id": RECORDED_PAGE, "time": 1, "changes": changes}]}
+    parsed = parse_delivery(body, platform=FACEBOOK, page_id=RECORDED_PAGE, received_at=NOW)
+    assert parsed.ignored == {
+        "verb:other": 300,
+        "item:other": 300,
+        "field:other": 300,
+        "field:ratings": 1,
+    }
