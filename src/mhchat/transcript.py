@@ -39,7 +39,7 @@ CONTENT_TYPES = {
     Format.CSV: "text/csv; charset=utf-8",
 }
 
-_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.\-]*[A-Za-z0-9_]|[A-Za-z0-9_])")
+_HANDLE = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*[A-Za-z0-9_]|[A-Za-z0-9_]"
 
 
 class SessionNotFound(LookupError):
@@ -93,12 +93,16 @@ class Pseudonyms:
     def __init__(self) -> None:
         self._names: dict[tuple[str, str], str] = {}
         self._handles: dict[str, str] = {}
+        self._pattern: re.Pattern[str] | None = None
 
     def name(self, platform: str, author_id: str, handle: str) -> str:
         key = (platform, author_id)
         if key not in self._names:
             self._names[key] = f"Participant {len(self._names) + 1}"
-        self._handles[handle.lstrip("@").casefold()] = self._names[key]
+        folded = handle.lstrip("@").casefold()
+        if folded not in self._handles and " " in folded:
+            self._pattern = None
+        self._handles[folded] = self._names[key]
         return self._names[key]
 
     def scrub(self, text: str) -> str:
@@ -108,7 +112,16 @@ class Pseudonyms:
             found = self._handles.get(match.group(1).casefold())
             return f"@{found.replace(' ', '')}" if found else "@someone"
 
-        return _MENTION.sub(swap, text)
+        return self._mentions().sub(swap, text)
+
+    def _mentions(self) -> re.Pattern[str]:
+        # A Facebook name has spaces ("@Tom Moss" in the host's welcome), where the mention
+        # pattern would stop at the first name and leave the rest: known names are tried first.
+        if self._pattern is None:
+            spaced = sorted((h for h in self._handles if " " in h), key=len, reverse=True)
+            known = "".join(rf"{re.escape(h)}(?!\w)|" for h in spaced)
+            self._pattern = re.compile(rf"(?<![\w@])@({known}{_HANDLE})", re.IGNORECASE)
+        return self._pattern
 
 
 async def _tombstoned(tx: Tx, chat_id: str) -> set[tuple[str, str]]:
@@ -340,15 +353,17 @@ def to_csv(t: Transcript) -> str:
                     [
                         "" if q.n is None else f"Q{q.n}",
                         _cell(q.text or ""),
-                        th.label,
-                        p.platform,
-                        p.post_id or "",
+                        _cell(th.label),
+                        _cell(p.platform),
+                        # Ids and links come from the platform's payload too: any cell can
+                        # start a formula.
+                        _cell(p.post_id or ""),
                         _cell(p.author),
                         p.created_at.isoformat(),
                         "yes" if p.first_timer else "no",
                         "yes" if p.reply else "no",
                         _cell(p.text),
-                        p.url or "",
+                        _cell(p.url or ""),
                     ]
                 )
     return buf.getvalue()

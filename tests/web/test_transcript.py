@@ -120,6 +120,36 @@ async def test_anonymised_export_uses_stable_pseudonyms(rig: Rig) -> None:
     assert orjson.loads(again) == data  # stable
 
 
+async def test_anonymised_export_hides_whole_names_with_spaces(rig: Rig) -> None:
+    """A Facebook name has spaces; the host's welcome mentions it whole."""
+    sid = await chat(rig)
+    await rig.inject(now_post("t1", author="Tom Moss", text="A1 first time here #MHChat"))
+    await rig.inject(
+        now_post(
+            "h2",
+            author="host",
+            text="Welcome to #MHChat, @Tom Moss! Be kind.",
+            is_own=True,
+            parent="t1",
+        )
+    )
+    for fmt in Format:
+        body = await export(rig, sid, fmt, anonymise=True)
+        assert "Moss" not in body, fmt
+        assert "Tom" not in body, fmt
+    data = orjson.loads(await export(rig, sid, Format.JSON, anonymise=True))
+    texts = [p["text"] for q in data["questions"] for t in q["threads"] for p in t["posts"]]
+    assert "Welcome to #MHChat, @Participant5! Be kind." in texts
+
+
+async def test_csv_guards_every_cell_a_payload_fills(rig: Rig) -> None:
+    sid = await chat(rig)
+    await rig.inject(now_post("=SUM(1+1)", author="mal", text="A1 hi #MHChat"))
+    rows = list(csv.DictReader(io.StringIO(await export(rig, sid, Format.CSV))))
+    (mal,) = [r for r in rows if r["author"] == "mal"]
+    assert mal["post_id"] == "'=SUM(1+1)"
+
+
 async def test_dashboard_export_route_and_audit(rig: Rig) -> None:
     await rig.sign_in()
     sid = await chat(rig)
