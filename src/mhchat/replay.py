@@ -297,6 +297,14 @@ async def replay(
             keep_raw=settings.database.keep_raw,
         )
         parsers = Parsers(settings)
+        # A Bluesky deletion names no hashtag: the stream filter passes it only for an author
+        # it knows, and an earlier import's authors are known by the posts it stored.
+        async with db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT DISTINCT author_id FROM posts WHERE chat_id = ? AND platform = ?",
+                (settings.chat.chat_id, "bluesky"),
+            )
+        parsers.bluesky_authors.update(str(r[0]) for r in rows)
         task = asyncio.create_task(worker.run(), name="replay-ingest")
         try:
             await _feed(

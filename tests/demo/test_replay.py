@@ -180,6 +180,24 @@ class TestReplay:
         assert await stored(s) == found
         assert await scalar(s, "SELECT COUNT(*) FROM actions") == actions
 
+    async def test_a_later_bluesky_deletion_removes_the_post(self, tmp_path: Path) -> None:
+        """A deletion names no hashtag; in a later import it must still find its post."""
+        s = settings(tmp_path)
+        creates, deletes = tmp_path / "creates.jsonl", tmp_path / "deletes.jsonl"
+        with creates.open("w") as c, deletes.open("w") as d:
+            for line in JETSTREAM_FILE.read_text(encoding="utf-8").splitlines():
+                is_delete = '"operation":"delete"' in line.replace(" ", "")
+                (d if is_delete else c).write(line + "\n")
+        console = Console(file=io.StringIO())
+        await run_replay(s, [creates], console=console, progress=False)
+        kept, deleted = expected_bluesky()
+        assert deleted
+        assert (await stored(s))["bluesky"] == kept | deleted
+        await run_replay(s, [deletes], console=console, progress=False)
+        assert (await stored(s))["bluesky"] == kept
+        tombstones = await scalar(s, "SELECT remote_id FROM tombstones WHERE platform = 'bluesky'")
+        assert {str(r[0]) for r in tombstones} == deleted
+
     async def test_an_unknown_file_is_reported_and_the_rest_imported(self, tmp_path: Path) -> None:
         s = settings(tmp_path)
         junk = tmp_path / "notes.json"
