@@ -146,7 +146,8 @@ def _text(tweet: Mapping[str, Any]) -> str:
     if isinstance(note, dict) and isinstance(note.get("text"), str):
         text = str(note["text"])
     else:
-        text = str(tweet.get("text", ""))
+        given = tweet.get("text")
+        text = given if isinstance(given, str) else ""
     # X escapes &, < and > in post text.
     return html.unescape(text)
 
@@ -200,7 +201,10 @@ class Normaliser:
         created = parse_time(tweet.get("created_at")) or snowflake_time(tweet_id)
         if created is None:
             return None
-        author_id = str(tweet.get("author_id", ""))
+        given = tweet.get("author_id")
+        # Not the text "None" for a null: an unknown author is an empty id, as when absent.
+        usable = isinstance(given, str | int) and not isinstance(given, bool)
+        author_id = str(given) if usable else ""
         author = self.author(author_id, users)
         refs = _refs(tweet)
         if "retweeted" in refs:

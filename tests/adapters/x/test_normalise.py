@@ -162,6 +162,19 @@ class TestEditsRetweetsAndLongPosts:
             assert isinstance(event, RepostSeen)
             assert event.subject.remote_id == subject
 
+    def test_null_text_and_author_are_empty_not_the_word_none(self) -> None:
+        msg = {
+            "data": {
+                "id": "1700000000000000000",
+                "created_at": "2026-01-07T20:10:00.000Z",
+                "author_id": None,
+                "text": None,
+            }
+        }
+        (event,) = normaliser().parse(msg).events
+        assert isinstance(event, PostReceived)
+        assert (event.post.text, event.post.author.author_id) == ("", "")
+
     def test_note_tweet_text_replaces_the_truncated_text(self) -> None:
         long_text = "A3 " + "so much to say &amp; more " * 20 + "#MHChat"
         msg = {
