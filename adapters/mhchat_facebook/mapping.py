@@ -201,6 +201,7 @@ def _feed_change(change: _Change, parsed: Parsed) -> None:
                 remote_id=RemoteId(remote_id),
                 deleted_at=change.sent_at,
                 author_id=_text(sender.get("id")),
+                with_replies=True,
             )
         )
         return

@@ -104,6 +104,9 @@ class PostDeleted:
     remote_id: RemoteId
     deleted_at: datetime
     author_id: str | None = None
+    with_replies: bool = False
+    """The platform deleted the replies with the post (a Facebook post takes its comments, and
+    a comment its replies, with it); elsewhere replies outlive their parent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -307,6 +307,47 @@ class TestIngest:
         await worker.drain()
         assert await count(db, "SELECT count(*) FROM posts") == 0
 
+    async def test_a_deletion_with_replies_takes_the_stored_replies_with_it(
+        self, db: SqliteDatabase, clock: FakeClock
+    ) -> None:
+        """A Facebook post takes its comments, and a comment its replies, when deleted."""
+        from mhchat.events import PostDeleted, RemoteId  # noqa: PLC0415
+
+        bus = EventBus(10)
+        worker = IngestWorker(bus=bus, db=db, clock=clock, chat_id="default")
+        sink = BusSink(bus, FAKE)
+        thread = [
+            make_post("p", author="host", is_own=True),
+            make_post("c1", author="ann", parent="p", root="p"),
+            make_post("r1", author="bob", parent="c1", root="p"),
+            make_post("c2", author="cat", parent="other", root="other"),
+            make_post("q", author="dan", parent="r1", root="p"),
+        ]
+        await sink.publish([PostReceived(post=p) for p in thread])
+        await worker.drain()
+        await sink.publish(
+            [
+                PostDeleted(
+                    platform=FAKE,
+                    remote_id=RemoteId("p"),
+                    deleted_at=clock.now(),
+                    with_replies=True,
+                )
+            ]
+        )
+        await worker.drain()
+        assert await db_rows(db, "SELECT remote_id FROM posts") == [("c2",)]
+        tombstones = await db_rows(db, "SELECT remote_id FROM tombstones ORDER BY remote_id")
+        assert tombstones == [("c1",), ("p",), ("q",), ("r1",)]
+        # Elsewhere a reply outlives its parent.
+        await sink.publish([PostReceived(post=make_post("c3", parent="c2", root="other"))])
+        await worker.drain()
+        await sink.publish(
+            [PostDeleted(platform=FAKE, remote_id=RemoteId("c2"), deleted_at=clock.now())]
+        )
+        await worker.drain()
+        assert await db_rows(db, "SELECT remote_id FROM posts") == [("c3",)]
+
     async def test_first_timers_are_reported_once(
         self, db: SqliteDatabase, clock: FakeClock
     ) -> None:

@@ -15,10 +15,12 @@ from mhchat.adapters import Checkpoint
 from mhchat.events import (
     AdapterHealthChanged,
     Event,
+    PlatformName,
     Post,
     PostDeleted,
     PostEdited,
     PostReceived,
+    RemoteId,
     RepostSeen,
 )
 from mhchat.store.db import Tx, fetch_by_pairs
@@ -175,10 +177,44 @@ def _sort(batch: StoredBatch, events: Sequence[Event]) -> dict[tuple[str, str], 
     return received
 
 
+REPLY_DEPTH = 4
+"""Levels of replies a cascading deletion follows (Facebook has two: comments, replies)."""
+
+
+async def _add_replies(tx: Tx, batch: StoredBatch) -> None:
+    """Add the stored replies of posts deleted ``with_replies`` as deletions of their own."""
+    level = [d for d in batch.deleted if d.with_replies]
+    seen: set[tuple[str, str]] = {(d.platform, d.remote_id) for d in batch.deleted}
+    for _ in range(REPLY_DEPTH):
+        if not level:
+            return
+        rows = await fetch_by_pairs(
+            tx,
+            "SELECT platform, remote_id FROM posts WHERE chat_id = ? AND platform = ?"
+            " AND parent_id IN",
+            batch.chat_id,
+            sorted({(d.platform, d.remote_id) for d in level}),
+        )
+        found = [(str(r[0]), str(r[1])) for r in rows if (str(r[0]), str(r[1])) not in seen]
+        seen.update(found)
+        deleted_at: dict[str, datetime] = {d.platform: d.deleted_at for d in level}
+        level = [
+            PostDeleted(
+                platform=PlatformName(platform),
+                remote_id=RemoteId(remote_id),
+                deleted_at=deleted_at[platform],
+                with_replies=True,
+            )
+            for platform, remote_id in found
+        ]
+        batch.deleted.extend(level)
+
+
 async def _apply_deletions(tx: Tx, batch: StoredBatch) -> None:
     # Deletions first: a post and its deletion in the same batch must end deleted.
     if not batch.deleted:
         return
+    await _add_replies(tx, batch)
     await tx.executemany(
         "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",

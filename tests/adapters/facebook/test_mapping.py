@@ -58,6 +58,9 @@ def test_each_recorded_change(name: str, kind: type | None, ignored: str | None)
         (event,) = parsed.events
         assert isinstance(event, kind)
         assert not parsed.ignored
+        if isinstance(event, PostDeleted):
+            # On Facebook, a removed post takes its comments, and a comment its replies.
+            assert event.with_replies
 
 
 def test_comment_on_a_video_post_keeps_its_permalink_and_thread() -> None:
