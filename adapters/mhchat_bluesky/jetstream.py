@@ -75,13 +75,19 @@ class FrameParser:
             data = orjson.loads(frame)
             time_us = int(data["time_us"])
             did = str(data["did"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            seen_at = micros_to_time(time_us)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, OSError):
             self._counters["malformed_frames"] += 1
             return None, None
         if data.get("kind") != "commit":
             return time_us, None
         commit = data.get("commit")
-        if not isinstance(commit, dict) or commit.get("operation") not in _OPERATIONS:
+        operation = commit.get("operation") if isinstance(commit, dict) else None
+        if (
+            not isinstance(commit, dict)
+            or not isinstance(operation, str)
+            or (operation not in _OPERATIONS)
+        ):
             self._counters["malformed_frames"] += 1
             return time_us, None
         collection, rkey = commit.get("collection"), commit.get("rkey")
@@ -103,7 +109,7 @@ class FrameParser:
             record=record if isinstance(record, dict) else None,
             cid=cid if isinstance(cid, str) else None,
             cursor=str(time_us),
-            time=micros_to_time(time_us),
+            time=seen_at,
         )
         return time_us, Item(commit=parsed, cursor=str(time_us))
 

@@ -229,11 +229,21 @@ class TestFaults:
             emulator.inject_frame(
                 '{"did":"x","time_us":3,"kind":"commit","commit":7,"n":"#MHChat"}'
             )
+            # An operation that is not text, and a time beyond the calendar.
+            emulator.inject_frame(
+                '{"did":"x","time_us":4,"kind":"commit","commit":{"operation":["create"],'
+                '"collection":"app.bsky.feed.post","rkey":"3k","record":{"text":"#MHChat"}}}'
+            )
+            emulator.inject_frame(
+                '{"did":"x","time_us":1000000000000000000000000000000,"kind":"commit",'
+                '"commit":{"operation":"create","collection":"app.bsky.feed.post",'
+                '"rkey":"3k","record":{"text":"#MHChat"}}}'
+            )
             uri = emulator.post(world.alice, "A1 still fine #MHChat")
             await sink.wait_for(lambda _: uri in sink.remote_ids(), 5)
             health = adapter.health()
         assert sink.remote_ids() == [uri]
-        assert dict(health.counters)["malformed_frames"] == 2 + 1
+        assert dict(health.counters)["malformed_frames"] == 2 + 1 + 2
         assert health.status.value == "ok"
 
     async def test_profile_lookup_failure_falls_back_to_the_did(
