@@ -141,6 +141,11 @@ def _entities(tweet: Mapping[str, Any]) -> Mapping[str, Any]:
     return entities if isinstance(entities, dict) else {}
 
 
+def _history(tweet: Mapping[str, Any]) -> list[str]:
+    ids = tweet.get("edit_history_tweet_ids")
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
 def _text(tweet: Mapping[str, Any]) -> str:
     note = tweet.get("note_tweet")
     if isinstance(note, dict) and isinstance(note.get("text"), str):
@@ -224,7 +229,7 @@ class Normaliser:
             users=users,
             included=included,
         )
-        history = [str(i) for i in tweet.get("edit_history_tweet_ids") or []]
+        history = _history(tweet)
         if len(history) > 1 and history[0] != tweet_id:
             return PostEdited(post=post, edited_at=created)
         return PostReceived(post=post)
@@ -255,7 +260,7 @@ class Normaliser:
         quoted = refs.get("quoted")
         conversation = tweet.get("conversation_id")
         root = str(conversation) if conversation is not None else parent
-        history = [str(i) for i in tweet.get("edit_history_tweet_ids") or []]
+        history = _history(tweet)
         original = history[0] if len(history) > 1 else tweet_id
         mentions_host = any(
             self.host.is_host_name(m.get("username")) or self.host.is_host(m.get("id"))

@@ -175,6 +175,20 @@ class TestEditsRetweetsAndLongPosts:
         assert isinstance(event, PostReceived)
         assert (event.post.text, event.post.author.author_id) == ("", "")
 
+    def test_an_edit_history_that_is_not_a_list_is_no_history(self) -> None:
+        for history in (5, 1.5, True, "123", {"a": 1}):
+            msg = {
+                "data": {
+                    "id": "1700000000000000000",
+                    "author_id": "7",
+                    "created_at": "2026-01-07T20:10:00.000Z",
+                    "text": "A1 hi #MHChat",
+                    "edit_history_tweet_ids": history,
+                }
+            }
+            (event,) = normaliser().parse(msg).events
+            assert isinstance(event, PostReceived), history
+
     def test_note_tweet_text_replaces_the_truncated_text(self) -> None:
         long_text = "A3 " + "so much to say &amp; more " * 20 + "#MHChat"
         msg = {
