@@ -8,6 +8,7 @@ and the migration runner's promises.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,25 @@ async def test_a_post_is_stored_once_and_reported_new_once(store: Database) -> N
     assert await store_posts(store, ["1", "2", "2"]) == ["1", "2"]
     assert await store_posts(store, ["2", "3"]) == ["3"]
     assert await count(store, "SELECT COUNT(*) FROM posts") == 3
+
+
+async def test_a_nul_in_text_is_stored_alike_on_both_backends(store: Database) -> None:
+    """PostgreSQL text cannot hold NUL, which a platform's text can: both store U+FFFD."""
+    plain = make_post("n1", author="ab", text="A1 before\x00after #MHChat")
+    author = dataclasses.replace(plain.author, handle="a\x00b", display_name="A\x00B")
+    post = dataclasses.replace(plain, author=author)
+    async with store.write() as tx:
+        batch = await save_events(
+            tx, chat_id="default", events=[PostReceived(post=post)], checkpoints=[], now=NOW
+        )
+    assert [p.remote_id for p in batch.new_posts] == ["n1"]
+    async with store.read() as tx:
+        row = await tx.fetchone(
+            "SELECT text, author_handle, author_name FROM posts WHERE remote_id = 'n1'"
+        )
+        handle = await tx.fetchone("SELECT handle FROM participants WHERE author_id = 'id-ab'")
+    assert row == ("A1 before\ufffdafter #MHChat", "a\ufffdb", "A\ufffdB")
+    assert handle == ("a\ufffdb",)
 
 
 async def test_the_same_remote_id_in_two_chats_is_two_posts(store: Database) -> None:

@@ -38,6 +38,12 @@ INSERT_POST = (
 )
 
 
+def storable(text: str) -> str:
+    """``text`` with NUL characters as U+FFFD: PostgreSQL text cannot hold NUL (a platform's
+    text can), and both backends must store the same post the same way."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def post_row(chat_id: str, post: Post, received_at: str, *, keep_raw: bool) -> tuple[object, ...]:
     parent, root = post.reply_parent, post.reply_root
     return (
@@ -46,9 +52,9 @@ def post_row(chat_id: str, post: Post, received_at: str, *, keep_raw: bool) -> t
         post.remote_id,
         post.version,
         post.author.author_id,
-        post.author.handle,
-        post.author.display_name,
-        post.text,
+        storable(post.author.handle),
+        None if post.author.display_name is None else storable(post.author.display_name),
+        storable(post.text),
         post.created_at.isoformat(),
         received_at,
         parent.remote_id if parent else None,
@@ -254,7 +260,7 @@ async def _apply_edits(tx: Tx, batch: StoredBatch, stamp: str, keep_raw: bool) -
             "UPDATE posts SET text = ?, version = ?, edited_at = ?, hashtags = ?, mentions = ?,"
             " links = ? WHERE chat_id = ? AND platform = ? AND remote_id = ?",
             (
-                post.text,
+                storable(post.text),
                 post.version,
                 stamp,
                 " ".join(post.hashtags),
@@ -338,6 +344,6 @@ async def _note_participants(
         "INSERT INTO participants (chat_id, platform, author_id, handle, first_seen_at,"
         " first_post_id) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (chat_id, platform, author_id) DO NOTHING",
-        [(chat_id, k[0], k[1], p.author.handle, stamp, p.remote_id) for k, p in new],
+        [(chat_id, k[0], k[1], storable(p.author.handle), stamp, p.remote_id) for k, p in new],
     )
     batch.first_timers.update(k for k, _ in new)
