@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from mhchat import __version__
-from mhchat.config import Settings, load_settings
+from mhchat.config import Settings, load_settings, shown_url
 from mhchat.errors import ConfigError, MigrationError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -123,7 +123,7 @@ def _check_config(args: argparse.Namespace) -> int:
         return 2
     print(f"Configuration in {settings.source} is valid.")
     print(f"  chat: {settings.chat.chat_id} (#{settings.chat.hashtag})")
-    print(f"  database: {settings.database.url}")
+    print(f"  database: {shown_url(settings.database.url)}")
     enabled = ", ".join(a.name for a in settings.enabled_adapters) or "none"
     print(f"  platforms enabled: {enabled}")
     for adapter in settings.enabled_adapters:

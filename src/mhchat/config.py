@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mhchat.actions import Purpose
 from mhchat.errors import ConfigError
@@ -33,6 +34,34 @@ port = 8080
 """
 
 SECRET_PREFIX = "MHCHAT_"  # noqa: S105 - a name prefix, not a secret
+MASK = "***"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, safe to print or log.
+
+    A PostgreSQL URL may carry the password after the user name or as ``?password=``.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        # Unparseable (e.g. a broken IPv6 host): a password in it cannot be found, so hide it all.
+        return f"{url.partition(':')[0]}:{MASK}"
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{host}"
+    query = "&".join(
+        f"password={MASK}" if field.partition("=")[0] == "password" else field
+        for field in parts.query.split("&")
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    # Built by hand: urlunsplit would drop the "//" of sqlite:/// and postgresql:/// URLs.
+    start = f"{parts.scheme}://" if url.partition(":")[2].startswith("//") else f"{parts.scheme}:"
+    rest = parts.path + (f"?{query}" if query else "")
+    return start + netloc + rest + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,7 +300,7 @@ def _database(doc: Mapping[str, Any], problems: list[str]) -> DatabaseSettings:
     ):
         problems.append(
             "[database] url must start with sqlite:/// (a file path) or postgresql://"
-            f" (got {database.url!r})."
+            f" (got {shown_url(database.url)!r})."
         )
     return database
 
