@@ -7,9 +7,10 @@ and are never logged. Every problem is reported as one plain sentence a host can
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,30 @@ port = 8080
 """
 
 SECRET_PREFIX = "MHCHAT_"  # noqa: S105 - a name prefix, not a secret
+SECTIONS = frozenset(
+    {
+        # Read here.
+        "chat",
+        "database",
+        "web",
+        "bus",
+        "leases",
+        "sender",
+        "logging",
+        "modes",
+        "adapters",
+        # Owned by other modules, listed here so that a section is known however few of them
+        # are imported: mhchat.chats, mhchat.web.dashboard.settings, mhchat.facilitation.settings.
+        "chats",
+        "dashboard",
+        "schedule",
+        "questions",
+        "reposts",
+        "welcomes",
+        "safety",
+    }
+)
+"""Every top-level section of the TOML file; any other is a typo, reported as a problem."""
 MASK = "***"
 
 
@@ -259,13 +284,53 @@ class _Reader:
     def flag(self, key: str, default: bool) -> bool:
         return bool(self._get(key, bool, default, "true or false"))
 
-    def unknown(self, known: set[str]) -> None:
-        for key in self.table:
-            if key not in known:
-                self.problems.append(
-                    f"[{self.where}] has a setting {key!r} that mhchat does not know;"
-                    f" known settings are: {', '.join(sorted(known))}."
-                )
+    def optional_flag(self, key: str) -> bool | None:
+        """true, false, or None when the key is absent (or wrong, which is reported)."""
+        value = self._get(key, bool, None, "true or false")
+        return value if isinstance(value, bool) else None
+
+    def unknown(self, known: Iterable[str]) -> None:
+        self.problems.extend(unknown_settings(self.where, self.table, known))
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean x?)`` when ``name`` looks like a misspelling of a known name, else ""."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    if not close:
+        # A name without its unit ("timeout" for timeout_seconds) is too short to look close.
+        close = [n for n in names if n.startswith(f"{name}_")][:1]
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_settings(where: str, table: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """One problem per key of ``table`` (the section ``[where]``) that is not in ``known``."""
+    names = sorted(known)
+    problems: list[str] = []
+    for key in table:
+        if key in names:
+            continue
+        hint = did_you_mean(key, names)
+        if hint:
+            problems.append(f"[{where}] has no setting {key}{hint}.")
+        else:
+            problems.append(
+                f"[{where}] has no setting {key}; its settings are {', '.join(names)}."
+            )
+    return problems
+
+
+def _sections(doc: Mapping[str, Any], problems: list[str]) -> None:
+    for name in doc:
+        if name in SECTIONS:
+            continue
+        close = difflib.get_close_matches(name, sorted(SECTIONS), n=1)
+        problems.append(
+            f"[{name}] is not a section mhchat knows (did you mean [{close[0]}]?)."
+            if close
+            else f"[{name}] is not a section mhchat knows; the sections are"
+            f" {', '.join(f'[{s}]' for s in sorted(SECTIONS))}."
+        )
 
 
 def _table(doc: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[str, Any]:
@@ -278,16 +343,23 @@ def _table(doc: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[st
 
 def _chat(doc: Mapping[str, Any], problems: list[str]) -> ChatSettings:
     chat_t = _Reader(_table(doc, "chat", problems), "chat", problems)
+    chat_t.unknown({"id", "hashtag"})
     hashtag = chat_t.text("hashtag", "MHChat").lstrip("#")
     if not hashtag or not hashtag.replace("_", "").isalnum():
         problems.append(
             f"[chat] hashtag must be letters, digits or underscores (got {hashtag!r})."
         )
-    return ChatSettings(chat_id=chat_t.text("id", "default"), hashtag=hashtag)
+    chat_id = chat_t.text("id", "default")
+    if not chat_id.strip():
+        # Every stored row carries the chat id: an empty one cannot tell chats apart.
+        problems.append('[chat] id must not be empty; name the chat, e.g. id = "default".')
+        chat_id = "default"
+    return ChatSettings(chat_id=chat_id, hashtag=hashtag)
 
 
 def _database(doc: Mapping[str, Any], problems: list[str]) -> DatabaseSettings:
     db_t = _Reader(_table(doc, "database", problems), "database", problems)
+    db_t.unknown({"url", "keep_raw", "spool", "spool_capacity", "spool_max_wait_seconds"})
     database = DatabaseSettings(
         url=db_t.text("url", "sqlite:///var/mhchat.db"),
         keep_raw=db_t.flag("keep_raw", False),
@@ -307,6 +379,7 @@ def _database(doc: Mapping[str, Any], problems: list[str]) -> DatabaseSettings:
 
 def _web(doc: Mapping[str, Any], problems: list[str]) -> WebSettings:
     web_t = _Reader(_table(doc, "web", problems), "web", problems)
+    web_t.unknown({"host", "port", "max_body_bytes"})
     web = WebSettings(
         host=web_t.text("host", "127.0.0.1"),
         port=web_t.integer("port", 8080, minimum=0),
@@ -319,6 +392,7 @@ def _web(doc: Mapping[str, Any], problems: list[str]) -> WebSettings:
 
 def _bus(doc: Mapping[str, Any], problems: list[str]) -> BusSettings:
     bus_t = _Reader(_table(doc, "bus", problems), "bus", problems)
+    bus_t.unknown(BusSettings.__dataclass_fields__)
     bus = BusSettings(
         capacity=bus_t.integer("capacity", 1000, minimum=1),
         max_batch=bus_t.integer("max_batch", 2000, minimum=1),
@@ -339,9 +413,9 @@ def _bus(doc: Mapping[str, Any], problems: list[str]) -> BusSettings:
 
 def _leases(doc: Mapping[str, Any], problems: list[str]) -> LeaseSettings:
     lease_t = _Reader(_table(doc, "leases", problems), "leases", problems)
-    lease_enabled = lease_t.table.get("enabled")
+    lease_t.unknown({"enabled", "timeout_seconds", "renew_seconds"})
     return LeaseSettings(
-        enabled=lease_enabled if isinstance(lease_enabled, bool) else None,
+        enabled=lease_t.optional_flag("enabled"),
         timeout_seconds=lease_t.number("timeout_seconds", 15.0, minimum=0.5),
         renew_seconds=(
             lease_t.number("renew_seconds", 5.0, minimum=0.1)
@@ -356,19 +430,20 @@ def _runtime(
 ) -> tuple[BusSettings, SenderSettings, LogSettings]:
     bus = _bus(doc, problems)
     send_t = _Reader(_table(doc, "sender", problems), "sender", problems)
+    send_t.unknown({"min_interval_seconds", "poll_seconds"})
     sender = SenderSettings(
         min_interval_seconds=send_t.number("min_interval_seconds", 1.0),
         poll_seconds=send_t.number("poll_seconds", 0.5, minimum=0.01),
     )
     log_t = _Reader(_table(doc, "logging", problems), "logging", problems)
+    log_t.unknown({"level", "json", "include_post_text"})
     level = log_t.text("level", "info").lower()
     if level not in {"debug", "info", "warning", "error"}:
         problems.append(f"[logging] level must be debug, info, warning or error (got {level!r}).")
         level = "info"
-    json_value = log_t.table.get("json")
     logging = LogSettings(
         level=level,
-        json=json_value if isinstance(json_value, bool) else None,
+        json=log_t.optional_flag("json"),
         include_post_text=log_t.flag("include_post_text", False),
     )
     return bus, sender, logging
@@ -425,6 +500,7 @@ def parse_settings(
 ) -> Settings:
     """Build settings from a parsed TOML document and the environment."""
     problems: list[str] = []
+    _sections(doc, problems)
     bus, sender, logging = _runtime(doc, problems)
     settings = Settings(
         chat=_chat(doc, problems),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import mhchat.service  # noqa: F401 - registers the checks of every section, as the CLI does
 from mhchat.cli import main
 from mhchat.config import parse_settings, shown_url
 from mhchat.errors import ConfigError
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPassw0rd"
 
 
@@ -69,3 +73,126 @@ class TestDatabaseUrl:
             parse_settings({"database": {"url": f"mysql://mhuser:{PASSWORD}@db/mhchat"}}, {})
         assert "mysql://mhuser:***@db/mhchat" in caught.value.problems[0]
         assert PASSWORD not in str(caught.value)
+
+
+def problems_of(doc: dict[str, Any]) -> list[str]:
+    try:
+        parse_settings(doc, {})
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+class TestUnknownNames:
+    @pytest.mark.parametrize(
+        ("doc", "problem"),
+        [
+            ({"chat": {"foo": 1}}, "[chat] has no setting foo; its settings are hashtag, id."),
+            (
+                {"database": {"uri": "sqlite:///x.db"}},
+                "[database] has no setting uri (did you mean url?).",
+            ),
+            ({"web": {"prot": 80}}, "[web] has no setting prot (did you mean port?)."),
+            ({"bus": {"capacty": 5}}, "[bus] has no setting capacty (did you mean capacity?)."),
+            (
+                {"leases": {"timeout": 5}},
+                "[leases] has no setting timeout (did you mean timeout_seconds?).",
+            ),
+            (
+                {"sender": {"poll": 1}},
+                "[sender] has no setting poll (did you mean poll_seconds?).",
+            ),
+            (
+                {"logging": {"levels": "info"}},
+                "[logging] has no setting levels (did you mean level?).",
+            ),
+            (
+                {"schedul": {}},
+                "[schedul] is not a section mhchat knows (did you mean [schedule]?).",
+            ),
+            ({"zzz": {}}, "[zzz] is not a section mhchat knows; the sections are [adapters],"),
+            (
+                {"schedule": {"lenght_minutes": 30}},
+                "[schedule] has no setting lenght_minutes (did you mean length_minutes?).",
+            ),
+            (
+                {"questions": {"files": "q.toml"}},
+                "[questions] has no setting files (did you mean file?).",
+            ),
+            (
+                {"reposts": {"budgett": 5}},
+                "[reposts] has no setting budgett (did you mean budget?).",
+            ),
+            (
+                {"welcomes": {"template": "t.toml"}},
+                "[welcomes] has no setting template (did you mean templates?).",
+            ),
+            (
+                {"safety": {"max_link": 2}},
+                "[safety] has no setting max_link (did you mean max_links?).",
+            ),
+        ],
+    )
+    def test_each_is_a_problem(self, doc: dict[str, Any], problem: str) -> None:
+        found = problems_of(doc)
+        assert len(found) == 1, found
+        assert found[0].startswith(problem)
+
+    def test_a_chat_of_many_is_checked_too(self) -> None:
+        doc = {"chats": [{"id": "uk", "hashtag": "MHChat", "schedule": {"lenght_minutes": 3}}]}
+        assert problems_of(doc) == [
+            "[[chats]] uk: [schedule] has no setting lenght_minutes"
+            " (did you mean length_minutes?)."
+        ]
+
+    def test_check_config_refuses_them(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, output = check_config(tmp_path, "[chat]\nfoo = 1\n[bogus]\nx = 1\n", capsys)
+        assert status == 2
+        assert "[chat] has no setting foo" in output
+        assert "[bogus] is not a section mhchat knows" in output
+        assert "is valid" not in output
+
+
+class TestTypes:
+    @pytest.mark.parametrize(
+        ("doc", "problem"),
+        [
+            ({"logging": {"json": "yes"}}, "[logging] json must be true or false, not 'yes'."),
+            ({"leases": {"enabled": "no"}}, "[leases] enabled must be true or false, not 'no'."),
+            ({"chat": {"id": ""}}, "[chat] id must not be empty"),
+            ({"chat": {"id": "  "}}, "[chat] id must not be empty"),
+        ],
+    )
+    def test_each_is_a_problem(self, doc: dict[str, Any], problem: str) -> None:
+        found = problems_of(doc)
+        assert len(found) == 1, found
+        assert found[0].startswith(problem)
+
+    def test_true_and_false_still_count(self) -> None:
+        settings = parse_settings(
+            {
+                "database": {"url": "postgresql://u@h/db"},
+                "leases": {"enabled": False},
+                "logging": {"json": True},
+            },
+            {},
+        )
+        assert settings.leases_on is False
+        assert settings.logging.json is True
+        assert parse_settings({}, {}).logging.json is None
+
+
+class TestShippedExamples:
+    """The configuration the project shows or ships must not trip the checks above."""
+
+    def test_readme_example(self) -> None:
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+        assert problems_of(tomllib.loads(block)) == []
+
+    @pytest.mark.parametrize("name", ["mhchat.toml", "mhchat.production.toml"])
+    def test_deploy_files(self, name: str) -> None:
+        doc = tomllib.loads((ROOT / "deploy" / name).read_text(encoding="utf-8"))
+        assert problems_of(doc) == []

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mhchat.config import Settings, register_section_check, register_section_warning
+from mhchat.config import (
+    Settings,
+    register_section_check,
+    register_section_warning,
+    unknown_settings,
+)
 from mhchat.errors import ConfigError
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -127,6 +132,9 @@ class _Table:
         self.name = name
         self.problems = problems
 
+    def unknown(self, known: set[str]) -> None:
+        self.problems.extend(unknown_settings(self.name, self.t, known))
+
     def get(self, key: str, kind: type, default: Any, what: str) -> Any:
         if key not in self.t:
             return default
@@ -177,6 +185,18 @@ class _Table:
 
 def _schedule(doc: Mapping[str, Any], problems: list[str]) -> ScheduleSettings:
     t = _Table(doc, "schedule", problems)
+    t.unknown(
+        {
+            "zone",
+            "weekday",
+            "time",
+            "length_minutes",
+            "pre_chat_minutes",
+            "after_hours_minutes",
+            "reminder_minutes_before",
+            "lateness_minutes",
+        }
+    )
     zone = str(t.get("zone", str, "Europe/London", "a time zone name such as Europe/London"))
     try:
         ZoneInfo(zone)
@@ -268,9 +288,25 @@ def parse_facilitation(
     chat = doc.get("chat", {}) if isinstance(doc.get("chat", {}), Mapping) else {}
     schedule = _schedule(doc, problems)
     q = _Table(doc, "questions", problems)
+    q.unknown({"file"})
     r = _Table(doc, "reposts", problems)
+    r.unknown({"enabled", "budget", "second_round"})
     w = _Table(doc, "welcomes", problems)
+    w.unknown({"enabled", "budget", "templates"})
     s = _Table(doc, "safety", problems)
+    s.unknown(
+        {
+            "lexicon",
+            "abuse_threshold",
+            "max_links",
+            "repeat_limit",
+            "flag_retention_days",
+            "regions",
+            "help_lines",
+            "review_every_days",
+            "blocklist",
+        }
+    )
     threshold = s.get("abuse_threshold", (float, int), 0.9, "a number between 0 and 1")  # type: ignore[arg-type]
     if not 0.0 < float(threshold) <= 1.0:
         problems.append(f"[safety] abuse_threshold must be between 0 and 1, not {threshold!r}.")
