@@ -276,8 +276,8 @@ def load_settings(  # noqa: PLR0912 - one check per setting, in the order of the
         values["api_base"] = base
     if raw.get("host_username") is not None:
         values["host_username"] = str(raw["host_username"]).lstrip("@")
-    if problems:
-        raise ConfigError(problems)
+    # A wrong value falls back to its default here, so that missing credentials are reported
+    # in the same pass as a typo, not only once the typo is fixed.
     settings = XSettings(**{k: v for k, v in values.items() if v is not None})
     _check_combination(settings, secrets, problems)
     if problems:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -109,15 +110,88 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
 
 
+class _NoState:
+    """Adapter state for check-config: adapters are built there, never started."""
+
+    async def get(self, key: str) -> str | None:
+        return None
+
+    async def set(self, key: str, value: str) -> None:
+        return None
+
+
+def _own_words(name: str, problem: str) -> str:
+    """An adapter's problem without its own name in front ("x: ...", "facebook.page_id ...",
+    "[adapters.bluesky] ..."): check-config puts ``[adapters.<name>]`` there already."""
+    for prefix in (f"[adapters.{name}] ", f"{name}: ", f"{name}."):
+        if problem.startswith(prefix):
+            return problem.removeprefix(prefix)
+    return problem
+
+
+async def _adapter_problems(chats: Sequence[Settings], *, named: bool) -> list[str]:
+    """Build every enabled adapter of every chat as ``build_app`` does, without starting it.
+
+    Each adapter checks its own settings and secrets when it is built; only doing the same here
+    makes check-config refuse what ``serve`` would run without.
+    """
+    import aiohttp  # noqa: PLC0415 - keep `mhchat --help` fast
+    import structlog  # noqa: PLC0415
+
+    from mhchat.adapters import AdapterContext, ChatInfo, load_factories  # noqa: PLC0415
+    from mhchat.bus import BusSink, EventBus  # noqa: PLC0415
+    from mhchat.clock import SystemClock  # noqa: PLC0415
+    from mhchat.events import PlatformName  # noqa: PLC0415
+
+    problems: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        for chat in chats:
+            which = f"[[chats]] {chat.chat.chat_id}: " if named else ""
+            loaded = load_factories([a.name for a in chat.enabled_adapters])
+            problems.extend(f"{which}[adapters.{n}] {p}" for n, p in loaded.problems.items())
+            for adapter_settings in chat.enabled_adapters:
+                name = adapter_settings.name
+                factory = loaded.factories.get(name)
+                if factory is None:
+                    continue
+                platform = PlatformName(name)
+                ctx = AdapterContext(
+                    platform=platform,
+                    chat=ChatInfo(chat_id=chat.chat.chat_id, hashtag=chat.chat.hashtag),
+                    sink=BusSink(EventBus(1), platform),
+                    http=http,
+                    clock=SystemClock(),
+                    log=structlog.get_logger(f"mhchat.adapter.{name}").bind(platform=name),
+                    state=_NoState(),
+                    settings=adapter_settings.options,
+                    secrets=adapter_settings.secrets,
+                )
+                where = f"{which}[adapters.{name}]"
+                try:
+                    adapter = factory(ctx)
+                except ConfigError as exc:
+                    problems.extend(f"{where} {_own_words(name, p)}" for p in exc.problems)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - report it as serve would, then go on
+                    problems.append(f"{where} cannot be built: {type(exc).__name__}: {exc}")
+                    continue
+                with contextlib.suppress(Exception):
+                    await adapter.stop()  # releases clients made at construction
+    return problems
+
+
 def _check_config(args: argparse.Namespace) -> int:
     import mhchat.service  # noqa: F401, PLC0415 - registers every section's checks
-    from mhchat.adapters import load_factories  # noqa: PLC0415
+    from mhchat.chats import has_many_chats, parse_chats  # noqa: PLC0415
     from mhchat.config import section_warnings  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
-    problems: list[str] = []
-    loaded = load_factories([a.name for a in settings.enabled_adapters])
-    problems.extend(f"[adapters.{n}] {p}" for n, p in loaded.problems.items())
+    many = has_many_chats(settings.raw)
+    # With [[chats]] every chat runs its own adapters, as build_service does.
+    chats = (
+        parse_chats(settings.raw, settings.secrets, source=settings.source) if many else [settings]
+    )
+    problems = asyncio.run(_adapter_problems(chats, named=many))
     if problems:
         print_problems(problems, args.config)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,77 @@ class TestShippedExamples:
     def test_deploy_files(self, name: str) -> None:
         doc = tomllib.loads((ROOT / "deploy" / name).read_text(encoding="utf-8"))
         assert problems_of(doc) == []
+
+
+class TestAdapterSettings:
+    """check-config builds each enabled adapter as serve does, so their own checks run."""
+
+    def test_an_adapter_serve_would_refuse_is_a_problem(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in [n for n in os.environ if n.startswith("MHCHAT_X_")]:
+            monkeypatch.delenv(name)
+        status, output = check_config(
+            tmp_path, '[adapters.x]\ntier = "pay_per_use"\nbogus_key = 1\n', capsys
+        )
+        assert status == 2
+        assert "[adapters.x] unknown settings bogus_key." in output
+        assert "[adapters.x] no credentials at all: set MHCHAT_X_BEARER_TOKEN at least." in output
+        assert "is valid" not in output
+
+    def test_missing_secrets_and_typos_of_each_adapter(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in [
+            n for n in os.environ if n.startswith(("MHCHAT_FACEBOOK_", "MHCHAT_BLUESKY_"))
+        ]:
+            monkeypatch.delenv(name)
+        status, output = check_config(
+            tmp_path,
+            '[adapters.facebook]\npageid = "2"\n[adapters.bluesky]\nhandle = "h.bsky.social"\n'
+            'source = "rss"\n',
+            capsys,
+        )
+        assert status == 2
+        assert "[adapters.facebook] pageid is not a setting of the Facebook adapter" in output
+        assert "[adapters.facebook] The environment variable MHCHAT_FACEBOOK_APP_SECRET" in output
+        assert "[adapters.bluesky] Set MHCHAT_BLUESKY_APP_PASSWORD" in output
+        assert "[adapters.bluesky] source must be one of jetstream, firehose, search" in output
+
+    def test_a_disabled_adapter_is_not_checked(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, output = check_config(
+            tmp_path, "[adapters.x]\nenabled = false\nbogus_key = 1\n", capsys
+        )
+        assert status == 0, output
+
+    def test_a_usable_adapter_passes(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MHCHAT_X_BEARER_TOKEN", "bearer-token-value")
+        status, output = check_config(
+            tmp_path,
+            '[adapters.x]\ntier = "basic"\nread_only = true\nhost_username = "MHChatHost"\n',
+            capsys,
+        )
+        assert status == 0, output
+        assert "x: secrets found in the environment: BEARER_TOKEN" in output
+
+    def test_each_chat_of_many_is_named(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in [n for n in os.environ if n.startswith("MHCHAT_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("MHCHAT_CHAT_UK_BLUESKY_APP_PASSWORD", "app-password")
+        status, output = check_config(
+            tmp_path,
+            '[[chats]]\nid = "uk"\nhashtag = "MHChat"\n'
+            '[chats.adapters.bluesky]\nhandle = "uk.bsky"\n'
+            '[[chats]]\nid = "us"\nhashtag = "MHChatUS"\n'
+            '[chats.adapters.bluesky]\nhandle = "us.bsky"\n',
+            capsys,
+        )
+        assert status == 2
+        assert "[[chats]] us: [adapters.bluesky] Set MHCHAT_BLUESKY_APP_PASSWORD" in output
+        assert "[[chats]] uk:" not in output
