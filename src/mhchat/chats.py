@@ -131,7 +131,15 @@ def load_chats(path: str | Path, env: Mapping[str, str]) -> list[Settings]:
     import tomllib  # noqa: PLC0415
 
     file = Path(path)
-    return parse_chats(tomllib.loads(file.read_text(encoding="utf-8")), env, source=str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"The configuration file {file} is not UTF-8 text."]) from None
+    except OSError as exc:
+        raise ConfigError(
+            [f"The configuration file {file} cannot be read: {exc.strerror}."]
+        ) from None
+    return parse_chats(tomllib.loads(text), env, source=str(file))
 
 
 async def build_deployment(

@@ -539,6 +539,8 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"The configuration file {file} does not exist."]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"The configuration file {file} is not UTF-8 text."]) from None
     except OSError as exc:
         raise ConfigError(
             [f"The configuration file {file} cannot be read: {exc.strerror}."]

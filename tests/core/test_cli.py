@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -54,3 +56,34 @@ class TestCli:
         assert first.returncode == 0, first.stderr
         assert "Applied migrations 0001" in first.stdout
         assert "Nothing to do" in second.stdout
+
+    def test_config_that_is_not_utf8_is_explained(self, tmp_path: Path) -> None:
+        config = tmp_path / "utf16.toml"
+        config.write_bytes("[chat]\n".encode("utf-16"))
+        result = run("check-config", "-c", str(config))
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert "is not UTF-8 text" in result.stderr
+
+    @pytest.mark.parametrize(
+        ("section", "key"),
+        [("questions", "file"), ("welcomes", "templates"), ("safety", "lexicon")],
+    )
+    def test_named_files_that_are_not_utf8_are_explained(
+        self, tmp_path: Path, section: str, key: str
+    ) -> None:
+        (tmp_path / "named.toml").write_bytes(b"\xff\xfe")
+        config = tmp_path / "ok.toml"
+        config.write_text(f'[{section}]\n{key} = "named.toml"\n')
+        result = run("check-config", "-c", str(config))
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert f"{tmp_path / 'named.toml'} is not UTF-8 text" in result.stderr
+
+    def test_questions_file_that_is_not_utf8_is_explained(self, tmp_path: Path) -> None:
+        questions = tmp_path / "q.toml"
+        questions.write_bytes(b"\xff\xfe")
+        result = run("questions", "--file", str(questions))
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert "is not UTF-8 text" in result.stderr

@@ -87,6 +87,14 @@ def test_bad_chat_tables_are_explained() -> None:
     assert "'database' is shared by every chat" in text
 
 
+def test_a_deployment_file_that_is_not_utf8_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "chats.toml"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError) as caught:
+        load_chats(path, {})
+    assert caught.value.problems == [f"The configuration file {path} is not UTF-8 text."]
+
+
 async def test_two_chats_run_side_by_side_and_nothing_crosses(
     tmp_path: Path, pg_databases: PgDatabases
 ) -> None:

@@ -178,6 +178,8 @@ def load_questions(path: Path | None) -> QuestionsFile:
     else:
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ConfigError([f"The questions file {path} is not UTF-8 text."]) from None
         except OSError as exc:
             raise ConfigError(
                 [f"The questions file {path} cannot be read: {exc.strerror}."]

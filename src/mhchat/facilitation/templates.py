@@ -52,6 +52,8 @@ def load_templates(path: Path | None = None) -> Templates:
     else:
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ConfigError([f"The templates file {path} is not UTF-8 text."]) from None
         except OSError as exc:
             raise ConfigError(
                 [f"The templates file {path} cannot be read: {exc.strerror}."]

@@ -381,6 +381,8 @@ def load_lexicon(path: Path | None = None) -> CrisisLexicon:
     else:
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ConfigError([f"The crisis lexicon {path} is not UTF-8 text."]) from None
         except OSError as exc:
             raise ConfigError(
                 [f"The crisis lexicon {path} cannot be read: {exc.strerror}."]
