@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 
@@ -87,3 +88,26 @@ class TestCli:
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert "is not UTF-8 text" in result.stderr
+
+    def test_triage_classifies_every_line_around_a_byte_that_is_not_utf8(
+        self, tmp_path: Path
+    ) -> None:
+        posts = tmp_path / "posts.txt"
+        posts.write_bytes(b"hello everyone\n\xff odd byte\nI want to kill myself\n")
+        result = run("triage", str(posts))
+        assert result.returncode == 0, result.stderr
+        decisions = [orjson.loads(line) for line in result.stdout.splitlines()]
+        assert [d["line"] for d in decisions] == [1, 2, 3]
+        assert decisions[2]["decision"] == "crisis"
+
+    def test_triage_reads_crlf_and_bad_bytes_from_standard_input(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "mhchat", "triage"],
+            input=b"\xff odd byte\r\nI want to kill myself\r\n",
+            capture_output=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        decisions = [orjson.loads(line) for line in result.stdout.splitlines()]
+        assert [d["text"] for d in decisions] == ["\ufffd odd byte", "I want to kill myself"]
+        assert decisions[1]["decision"] == "crisis"

@@ -7,6 +7,7 @@ labelled file can be checked). Output: one JSON line per post with ``decision`` 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -46,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _records(stream: IO[str]) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(stream, start=1):
-        text = line.rstrip("\n")
+        text = line.rstrip("\n").removesuffix("\r")
         if not text.strip():
             continue
         if text.lstrip().startswith("{"):
@@ -77,11 +78,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for warning in review_warnings(fac.safety, triage.lexicon, datetime.now(UTC).date()):
         _say(f"warning: {warning}", file=sys.stderr)
+    # A byte that is not UTF-8 becomes U+FFFD rather than an error: one bad byte must not
+    # stop the lines around it, a crisis post among them, from being classified.
     if args.file == "-":
         stream: IO[str] = sys.stdin
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     else:
         try:
-            stream = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
+            stream = Path(args.file).open(encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
         except OSError as exc:
             _say(f"{args.file} cannot be read: {exc.strerror}.", file=sys.stderr)
             return 2
