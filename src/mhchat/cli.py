@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from mhchat import __version__
 from mhchat.config import Settings, load_settings, shown_url
-from mhchat.errors import ConfigError, MigrationError
+from mhchat.errors import ConfigError, DatabaseUnavailable, MigrationError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "questions",
@@ -105,7 +105,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(run())
-    except MigrationError as exc:
+    except (MigrationError, DatabaseUnavailable) as exc:
         print(f"mhchat cannot migrate the database: {exc}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,10 @@ class MigrationError(MhchatError):
     """The database schema cannot be brought to this version safely."""
 
 
+class DatabaseUnavailable(MhchatError):
+    """The database cannot be opened or reached; the message says why, with no password."""
+
+
 class AdapterError(MhchatError):
     """A platform call failed."""
 

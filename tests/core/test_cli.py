@@ -111,3 +111,40 @@ class TestCli:
         decisions = [orjson.loads(line) for line in result.stdout.splitlines()]
         assert [d["text"] for d in decisions] == ["\ufffd odd byte", "I want to kill myself"]
         assert decisions[1]["decision"] == "crisis"
+
+    def test_transcript_of_a_database_that_is_not_there_creates_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        missing = tmp_path / "nowhere" / "mhchat.db"
+        config = tmp_path / "ok.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{missing}"\n')
+        result = run("transcript", "-c", str(config), "2026-11-25")
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert f"there is no database at {missing}; check [database] url" in result.stderr
+        assert not missing.parent.exists()
+
+    @pytest.mark.parametrize("command", ["migrate", "replay"])
+    def test_a_database_that_cannot_be_reached_is_explained_without_its_password(
+        self, tmp_path: Path, command: str
+    ) -> None:
+        config = tmp_path / "pg.toml"
+        config.write_text('[database]\nurl = "postgresql://u:hunter22@127.0.0.1:1/x"\n')
+        files = [str(tmp_path / "recording.jsonl")] if command == "replay" else []
+        result = run(command, "-c", str(config), *files)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "cannot connect to postgresql://u:***@127.0.0.1:1/x" in result.stderr
+        assert "hunter22" not in result.stderr + result.stdout
+
+    @pytest.mark.parametrize("command", ["migrate", "replay"])
+    def test_a_sqlite_file_that_cannot_be_made_is_explained(
+        self, tmp_path: Path, command: str
+    ) -> None:
+        config = tmp_path / "bad.toml"
+        config.write_text('[database]\nurl = "sqlite:////proc/nope/x.db"\n')
+        files = [str(tmp_path / "recording.jsonl")] if command == "replay" else []
+        result = run(command, "-c", str(config), *files)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "the SQLite database /proc/nope/x.db cannot be opened" in result.stderr

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from mhchat.errors import DatabaseUnavailable
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,4 +24,8 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mhchat.replay import main  # noqa: PLC0415 - keep --help fast
 
-    return main(args)
+    try:
+        return main(args)
+    except DatabaseUnavailable as exc:
+        sys.stderr.write(f"mhchat cannot replay into the database: {exc}\n")
+        return 1

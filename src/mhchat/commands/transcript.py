@@ -41,13 +41,14 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mhchat import transcript  # noqa: PLC0415 - keep `mhchat --help` fast
     from mhchat.cli import settings_or_exit  # noqa: PLC0415
-    from mhchat.store.open import open_database  # noqa: PLC0415
+    from mhchat.errors import DatabaseUnavailable  # noqa: PLC0415
+    from mhchat.store.open import open_database, shown_url  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
     fmt = transcript.Format(args.format)
 
     async def export() -> str:
-        db = await open_database(settings.database)
+        db = await open_database(settings.database, create=False)
         try:
             return await transcript.export(
                 db, settings.chat.chat_id, args.session, fmt, anonymise=args.anonymise
@@ -59,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
         text = asyncio.run(export())
     except transcript.SessionNotFound:
         sys.stderr.write(
-            f"There is no session {args.session!r} in {settings.database.url}"
+            f"There is no session {args.session!r} in {shown_url(settings.database.url)}"
             f" for chat {settings.chat.chat_id!r}.\n"
         )
+        return 1
+    except DatabaseUnavailable as exc:
+        sys.stderr.write(f"mhchat cannot read the database: {exc}\n")
         return 1
     except Exception as exc:  # noqa: BLE001 - a missing or old database is a plain message
         sys.stderr.write(f"mhchat cannot read the database: {type(exc).__name__}: {exc}\n")

@@ -2,14 +2,68 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from mhchat.config import DatabaseSettings
+from mhchat.errors import DatabaseUnavailable
 from mhchat.store.db import Database, SqliteDatabase
 
+MASK = "***"
 
-async def open_database(settings: DatabaseSettings) -> Database:
+
+def shown_url(url: str) -> str:
+    """The URL as a message may show it: a PostgreSQL password is masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if k == "password" else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the connection timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+async def open_database(settings: DatabaseSettings, *, create: bool = True) -> Database:
+    """Open the database, or raise DatabaseUnavailable saying why in plain words.
+
+    With ``create=False`` (commands that only read) a SQLite file that is not there is
+    refused: opening it would leave an empty database, and its folders, behind.
+    """
     path = settings.sqlite_path
     if path is not None:
-        return await SqliteDatabase.open(path)
+        if not create and path != ":memory:" and not await asyncio.to_thread(Path(path).is_file):
+            raise DatabaseUnavailable(f"there is no database at {path}; check [database] url")
+        try:
+            return await SqliteDatabase.open(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailable(
+                f"the SQLite database {path} cannot be opened: {_reason(exc)}"
+            ) from None
+    import asyncpg  # noqa: PLC0415 - optional extra
+
     from mhchat.store.postgres import PostgresDatabase  # noqa: PLC0415 - optional extra
 
-    return await PostgresDatabase.open(settings.url)
+    try:
+        return await PostgresDatabase.open(settings.url)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = _reason(exc)
+        password = urlsplit(settings.url).password
+        if password:
+            reason = reason.replace(password, MASK)
+        raise DatabaseUnavailable(
+            f"cannot connect to {shown_url(settings.url)}: {reason}"
+        ) from None
