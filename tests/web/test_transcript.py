@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import orjson
+import pytest
 
 from mhchat import transcript
 from mhchat.commands import transcript as command
@@ -196,3 +197,18 @@ async def test_command_line_export(rig: Rig, tmp_path: Path) -> None:
     assert data["posts"] == 5
     missing = parser.parse_args(["transcript", "1999-01-01", "-c", str(config)])
     assert await asyncio.to_thread(missing.func, missing) == 1
+
+
+async def test_command_line_export_to_a_place_it_cannot_write_is_explained(
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = await chat(rig)
+    config = tmp_path / "mhchat.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "dash.db"}"\n', encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    for output in (tmp_path, tmp_path / "no" / "such" / "t.md"):
+        args = parser.parse_args(["transcript", sid, "-o", str(output), "-c", str(config)])
+        assert await asyncio.to_thread(args.func, args) == 1
+        assert f"mhchat cannot write {output}:" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"mhchat cannot read the database: {type(exc).__name__}: {exc}\n")
         return 1
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            sys.stderr.write(f"mhchat cannot write {args.output}: {exc.strerror}.\n")
+            return 1
         sys.stderr.write(f"Wrote {args.output}.\n")
     else:
         sys.stdout.write(text)
