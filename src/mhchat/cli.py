@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
 import importlib.util
 import os
@@ -74,13 +75,26 @@ def _serve(args: argparse.Namespace) -> int:
         freeze_heap_after_start(app)
         return app
 
-    web.run_app(
-        service(),
-        host=host,
-        port=port,
-        print=None,
-        shutdown_timeout=settings.bus.shutdown_deadline_seconds,
-    )
+    try:
+        web.run_app(
+            service(),
+            host=host,
+            port=port,
+            print=None,
+            shutdown_timeout=settings.bus.shutdown_deadline_seconds,
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"mhchat cannot serve: port {port} on {host} is in use; stop what listens there"
+            " or choose another with --port or [web] port.",
+            file=sys.stderr,
+        )
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"mhchat cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

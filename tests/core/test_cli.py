@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,21 @@ class TestCli:
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
         assert "the SQLite database /proc/nope/x.db cannot be opened" in result.stderr
+
+    def test_serve_on_a_port_in_use_is_explained(self, tmp_path: Path) -> None:
+        config = tmp_path / "ok.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n')
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = str(taken.getsockname()[1])
+            result = subprocess.run(
+                [sys.executable, "-m", "mhchat", "serve", "-c", str(config), "--port", port],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert f"port {port} on 127.0.0.1 is in use" in result.stderr
