@@ -167,3 +167,15 @@ class TestCli:
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
         assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+
+    @pytest.mark.parametrize("where", ["file", "/proc/mhchat-demo"])
+    def test_demo_out_that_cannot_be_a_folder_is_explained(
+        self, tmp_path: Path, where: str
+    ) -> None:
+        out = tmp_path / "taken" if where == "file" else Path(where)
+        if where == "file":
+            out.write_text("")
+        result = run("demo", "--out", str(out), "--no-browser")
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert f"mhchat demo: --out {out}" in result.stderr or f"folder {out}" in result.stderr

@@ -55,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
             f"mhchat demo: --participants must be at least {MIN_PARTICIPANTS}.", file=sys.stderr
         )
         return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        print(f"mhchat demo: --out {args.out} is a file; give a folder.", file=sys.stderr)  # noqa: T201
+        return 2
+    except OSError as exc:
+        print(  # noqa: T201
+            f"mhchat demo: the folder {args.out} cannot be made: {exc.strerror}.", file=sys.stderr
+        )
+        return 2
     from mhchat.demo.runner import DemoOptions, run_demo  # noqa: PLC0415 - loads the service
 
     options = DemoOptions(
