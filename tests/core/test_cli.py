@@ -11,9 +11,13 @@ import orjson
 import pytest
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mhchat", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "mhchat", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
 
 
@@ -179,3 +183,44 @@ class TestCli:
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert f"mhchat demo: --out {out}" in result.stderr or f"folder {out}" in result.stderr
+
+    def test_db_copy_from_a_file_that_is_not_there_creates_nothing(self, tmp_path: Path) -> None:
+        missing = tmp_path / "nowhere" / "mhchat.db"
+        result = run(
+            "db",
+            "copy",
+            "--from",
+            f"sqlite:///{missing}",
+            "--to",
+            "postgresql://u:hunter22@127.0.0.1:1/x",
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert f"there is no SQLite database at {missing}" in result.stderr
+        assert not missing.parent.exists()
+
+    def test_db_copy_to_a_server_that_cannot_be_reached_returns_promptly(
+        self, tmp_path: Path
+    ) -> None:
+        source = tmp_path / "mhchat.db"
+        config = tmp_path / "ok.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{source}"\n')
+        assert run("migrate", "-c", str(config)).returncode == 0
+        # The hang this guards against: the source's worker thread outliving the error.
+        result = run(
+            "db",
+            "copy",
+            "--from",
+            f"sqlite:///{source}",
+            "--to",
+            "postgresql://u:hunter22@127.0.0.1:1/x",
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert (
+            "mhchat cannot copy the database: cannot connect to postgresql://u:***@127.0.0.1:1/x"
+            in result.stderr
+        )
+        assert "hunter22" not in result.stderr + result.stdout

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -19,9 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from mhchat.config import DatabaseSettings
-from mhchat.errors import MigrationError
+from mhchat.errors import DatabaseUnavailable, MigrationError
 from mhchat.store.db import SqliteDatabase
 from mhchat.store.migrate import applied_migrations, migrate
+from mhchat.store.open import open_postgres
 
 CHUNK = 2000
 FIRST = ("chats", "actions")
@@ -62,8 +64,8 @@ def _copy_command(args: argparse.Namespace) -> int:
     errors = Console(stderr=True, highlight=False)
     try:
         counts = asyncio.run(copy_database(args.source, args.target, console=console))
-    except (CopyError, MigrationError) as exc:
-        errors.print(f"mhchat cannot copy the database: {exc}", markup=False)
+    except (CopyError, MigrationError, DatabaseUnavailable) as exc:
+        errors.print(f"mhchat cannot copy the database: {exc}", markup=False, soft_wrap=True)
         return 1
     table = Table(title="Rows copied")
     table.add_column("table")
@@ -94,11 +96,16 @@ async def copy_database(
         raise CopyError("--from must be an SQLite file URL such as sqlite:///var/mhchat.db")
     if not target_url.startswith(("postgresql://", "postgres://")):
         raise CopyError("--to must be a PostgreSQL URL such as postgresql://mhchat@db/mhchat")
-    from mhchat.store.postgres import PostgresDatabase  # noqa: PLC0415 - optional extra
-
-    source = await SqliteDatabase.open(source_path)
-    target = await PostgresDatabase.open(target_url)
+    # Opening a SQLite path that is not there would create an empty database (and its
+    # folders) only to copy nothing out of it.
+    if not await asyncio.to_thread(Path(source_path).is_file):
+        raise CopyError(f"there is no SQLite database at {source_path}")
+    # The target first: a refused connection must not leave the source's worker thread
+    # running, which would keep the process alive after the error.
+    target = await open_postgres(target_url)
+    source: SqliteDatabase | None = None
     try:
+        source = await SqliteDatabase.open(source_path)
         applied = await applied_migrations(source)
         report = await migrate(target)
         if max(applied, default=0) != report.current:
@@ -136,7 +143,8 @@ async def copy_database(
                     await _move_sequence(conn, table)
         return await _counts(source, target, tables)
     finally:
-        await source.close()
+        if source is not None:
+            await source.close()
         await target.close()
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mhchat.config import DatabaseSettings
 from mhchat.errors import DatabaseUnavailable
 from mhchat.store.db import Database, SqliteDatabase
+
+if TYPE_CHECKING:
+    from mhchat.store.postgres import PostgresDatabase
 
 MASK = "***"
 
@@ -53,17 +57,20 @@ async def open_database(settings: DatabaseSettings, *, create: bool = True) -> D
             raise DatabaseUnavailable(
                 f"the SQLite database {path} cannot be opened: {_reason(exc)}"
             ) from None
+    return await open_postgres(settings.url)
+
+
+async def open_postgres(url: str) -> PostgresDatabase:
+    """Connect to PostgreSQL, or raise DatabaseUnavailable with the password masked."""
     import asyncpg  # noqa: PLC0415 - optional extra
 
     from mhchat.store.postgres import PostgresDatabase  # noqa: PLC0415 - optional extra
 
     try:
-        return await PostgresDatabase.open(settings.url)
+        return await PostgresDatabase.open(url)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = _reason(exc)
-        password = urlsplit(settings.url).password
+        password = urlsplit(url).password
         if password:
             reason = reason.replace(password, MASK)
-        raise DatabaseUnavailable(
-            f"cannot connect to {shown_url(settings.url)}: {reason}"
-        ) from None
+        raise DatabaseUnavailable(f"cannot connect to {shown_url(url)}: {reason}") from None
