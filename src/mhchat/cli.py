@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from contextvars import ContextVar
 
 from mhchat import __version__
 from mhchat.config import Settings, load_settings, shown_url
@@ -36,12 +37,17 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SERVING: ContextVar[bool] = ContextVar("serving", default=True)
+"""Whether the running command serves the service (its dashboard included), or checks the
+configuration for it; ``main`` sets it from the command's ``serves`` default."""
+
+
 def settings_or_exit(path: str | None) -> Settings:
     """Load settings, or print each problem in plain words and exit with status 2."""
     import mhchat.service  # noqa: F401, PLC0415 - registers every section's checks
 
     try:
-        return load_settings(path)
+        return load_settings(path, serving=SERVING.get())
     except ConfigError as exc:
         print_problems(exc.problems, path)
         raise SystemExit(2) from None
@@ -240,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_argument(serve)
     serve.add_argument("--host", help="address to listen on (default: [web] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [web] port)")
-    serve.set_defaults(func=_serve)
+    serve.set_defaults(func=_serve, serves=True)
 
     mig = sub.add_parser("migrate", help="bring the database schema up to date")
     add_config_argument(mig)
@@ -248,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="explain every problem in the configuration")
     add_config_argument(check)
-    check.set_defaults(func=_check_config)
+    check.set_defaults(func=_check_config, serves=True)
 
     for name in COMMAND_MODULES:
         # A command whose optional module is not part of this build is simply not offered.
@@ -265,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    SERVING.set(bool(getattr(args, "serves", False)))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

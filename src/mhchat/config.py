@@ -226,6 +226,16 @@ def register_section_check(check: SectionCheck) -> SectionCheck:
     return check
 
 
+_serving_checks: list[SectionCheck] = []
+
+
+def register_serving_check(check: SectionCheck) -> SectionCheck:
+    """Like ``register_section_check``, for what only matters where the service is served
+    (e.g. the dashboard's sign-in): commands that only read or import skip these."""
+    _serving_checks.append(check)
+    return check
+
+
 _section_warnings: list[SectionCheck] = []
 
 
@@ -496,9 +506,15 @@ def _adapters(
 
 
 def parse_settings(
-    doc: Mapping[str, Any], env: Mapping[str, str], *, source: str = "<embedded defaults>"
+    doc: Mapping[str, Any],
+    env: Mapping[str, str],
+    *,
+    source: str = "<embedded defaults>",
+    serving: bool = True,
 ) -> Settings:
-    """Build settings from a parsed TOML document and the environment."""
+    """Build settings from a parsed TOML document and the environment.
+
+    ``serving=False`` leaves out the checks of what only the running service needs."""
     problems: list[str] = []
     _sections(doc, problems)
     bus, sender, logging = _runtime(doc, problems)
@@ -516,7 +532,7 @@ def parse_settings(
         source=source,
         leases=_leases(doc, problems),
     )
-    for check in _section_checks:
+    for check in _section_checks + (_serving_checks if serving else []):
         problems.extend(check(settings))
     if "chats" in doc:
         # [[chats]]: check every chat's own settings too, so serve and check-config explain
@@ -529,11 +545,13 @@ def parse_settings(
     return settings
 
 
-def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None, env: Mapping[str, str] | None = None, *, serving: bool = True
+) -> Settings:
     """Read the TOML file (or the embedded defaults) and the environment."""
     environ = dict(os.environ if env is None else env)
     if path is None:
-        return parse_settings(tomllib.loads(DEFAULT_CONFIG), environ)
+        return parse_settings(tomllib.loads(DEFAULT_CONFIG), environ, serving=serving)
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -549,4 +567,4 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{file} is not valid TOML: {exc}."]) from None
-    return parse_settings(doc, environ, source=str(file))
+    return parse_settings(doc, environ, source=str(file), serving=serving)

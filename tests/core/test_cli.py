@@ -224,3 +224,22 @@ class TestCli:
             in result.stderr
         )
         assert "hunter22" not in result.stderr + result.stdout
+
+    def test_dashboard_without_sign_in_stops_only_the_commands_that_serve_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in ("HASH", "PASSWORD_HASH", "TOKEN"):
+            monkeypatch.delenv(f"MHCHAT_DASHBOARD_{name}", raising=False)
+        config = tmp_path / "demo.toml"
+        config.write_text(
+            f'[database]\nurl = "sqlite:///{tmp_path / "d.db"}"\n[dashboard]\n'
+            'facilitators = ["Sam"]\n'
+        )
+        migrated = run("migrate", "-c", str(config))
+        assert migrated.returncode == 0, migrated.stderr
+        transcript = run("transcript", "-c", str(config), "2026-11-25")
+        assert "There is no session '2026-11-25'" in transcript.stderr
+        for command in ("serve", "check-config"):
+            refused = run(command, "-c", str(config), timeout=60)
+            assert refused.returncode == 2
+            assert "no sign-in is set up" in refused.stderr

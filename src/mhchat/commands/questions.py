@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from mhchat.facilitation.settings import facilitation_settings  # noqa: PLC0415 - imported on first use
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, serving=False)
         fac = facilitation_settings(settings)
         path = args.file or fac.questions.file
         qfile = load_questions(path)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from mhchat.facilitation.triage.classifier import TriageInput  # noqa: PLC0415 - imported on first use
 
     try:
-        fac = facilitation_settings(load_settings(args.config))
+        fac = facilitation_settings(load_settings(args.config, serving=False))
         triage = build_triage(fac)
     except ConfigError as exc:
         for problem in exc.problems:

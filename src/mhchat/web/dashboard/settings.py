@@ -2,7 +2,8 @@
 
 The dashboard is on when the configuration has a ``[dashboard]`` section (``enabled = false``
 turns it off again). Sign-in needs ``MHCHAT_DASHBOARD_PASSWORD_HASH`` (an argon2 hash) or
-``MHCHAT_DASHBOARD_TOKEN``; with neither, the configuration is refused before anything starts.
+``MHCHAT_DASHBOARD_TOKEN``; with neither, ``serve`` and ``check-config`` refuse the
+configuration before anything starts (the commands that do not serve it need no sign-in).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mhchat.config import Settings, register_section_check
+from mhchat.config import Settings, register_section_check, register_serving_check
 
 HASH_ENV = "MHCHAT_DASHBOARD_PASSWORD_HASH"
 TOKEN_ENV = "MHCHAT_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -42,8 +43,11 @@ class DashboardSettings:
     secret_key: str | None = field(default=None, repr=False)
 
 
-def parse_dashboard(settings: Settings) -> tuple[DashboardSettings, list[str]]:
-    """Read ``[dashboard]`` and the sign-in secrets; return the settings and any problems."""
+def parse_dashboard(
+    settings: Settings, *, sign_in: bool = True
+) -> tuple[DashboardSettings, list[str]]:
+    """Read ``[dashboard]`` and the sign-in secrets; return the settings and any problems
+    (those of the sign-in only with ``sign_in``)."""
     problems: list[str] = []
     present = "dashboard" in settings.raw
     table: Mapping[str, Any] = settings.section("dashboard")
@@ -97,7 +101,7 @@ def parse_dashboard(settings: Settings) -> tuple[DashboardSettings, list[str]]:
         token=token,
         secret_key=env.get(SECRET_KEY_ENV) or None,
     )
-    if parsed.enabled:
+    if parsed.enabled and sign_in:
         problems.extend(credential_problems(parsed))
     return parsed, problems
 
@@ -126,4 +130,11 @@ def credential_problems(parsed: DashboardSettings) -> list[str]:
 
 @register_section_check
 def _check(settings: Settings) -> list[str]:
-    return parse_dashboard(settings)[1]
+    return parse_dashboard(settings, sign_in=False)[1]
+
+
+@register_serving_check
+def _check_sign_in(settings: Settings) -> list[str]:
+    # Only where the dashboard is served: a transcript or a migration needs no sign-in.
+    parsed, _ = parse_dashboard(settings, sign_in=False)
+    return credential_problems(parsed) if parsed.enabled else []
