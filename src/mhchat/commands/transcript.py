@@ -41,8 +41,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mhchat import transcript  # noqa: PLC0415 - keep `mhchat --help` fast
     from mhchat.cli import settings_or_exit  # noqa: PLC0415
+    from mhchat.config import shown_url  # noqa: PLC0415
     from mhchat.errors import DatabaseUnavailable  # noqa: PLC0415
-    from mhchat.store.open import open_database, shown_url  # noqa: PLC0415
+    from mhchat.store.open import open_database  # noqa: PLC0415
 
     settings = settings_or_exit(args.config)
     fmt = transcript.Format(args.format)

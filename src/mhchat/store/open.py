@@ -6,31 +6,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from mhchat.config import DatabaseSettings
+from mhchat.config import MASK, DatabaseSettings, shown_url
 from mhchat.errors import DatabaseUnavailable
 from mhchat.store.db import Database, SqliteDatabase
 
 if TYPE_CHECKING:
     from mhchat.store.postgres import PostgresDatabase
-
-MASK = "***"
-
-
-def shown_url(url: str) -> str:
-    """The URL as a message may show it: a PostgreSQL password is masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if k == "password" else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _reason(exc: BaseException) -> str:
