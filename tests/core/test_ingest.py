@@ -339,6 +339,17 @@ class TestIngest:
         assert await db_rows(db, "SELECT remote_id FROM posts") == [("c2",)]
         tombstones = await db_rows(db, "SELECT remote_id FROM tombstones ORDER BY remote_id")
         assert tombstones == [("c1",), ("p",), ("q",), ("r1",)]
+        # A reply delivered late (a retried webhook), and a reply to it, are kept out too.
+        await sink.publish(
+            [
+                PostReceived(post=make_post("r2", author="eve", parent="c1", root="p")),
+                PostReceived(post=make_post("r3", author="fay", parent="r2", root="p")),
+            ]
+        )
+        await worker.drain()
+        assert await db_rows(db, "SELECT remote_id FROM posts") == [("c2",)]
+        tombstones = await db_rows(db, "SELECT remote_id FROM tombstones ORDER BY remote_id")
+        assert tombstones == [("c1",), ("p",), ("q",), ("r1",), ("r2",), ("r3",)]
         # Elsewhere a reply outlives its parent.
         await sink.publish([PostReceived(post=make_post("c3", parent="c2", root="other"))])
         await worker.drain()

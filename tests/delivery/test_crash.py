@@ -68,6 +68,7 @@ class Crowd:
     _bsky_dids: dict[str, str] = field(default_factory=dict)
     _recent: dict[str, list[str]] = field(default_factory=dict)
     _fb_comments: dict[str, list[str]] = field(default_factory=dict)
+    _fb_replies: dict[str, list[str]] = field(default_factory=dict)
     fb_seed: str = ""
 
     def _note(self, platform: str, remote_id: str, text: str) -> None:
@@ -135,6 +136,8 @@ class Crowd:
         self._note("facebook", remote_id, text)
         if parent is None:
             self._fb_comments.setdefault(on, []).append(remote_id)
+        else:
+            self._fb_replies.setdefault(parent, []).append(remote_id)
 
     async def _delete(self) -> None:
         platform = self.rng.choice(sorted(self._recent))
@@ -146,6 +149,8 @@ class Crowd:
         elif platform == "bluesky":
             self.p.bsky.delete(remote_id)
         else:
+            # On Facebook a comment's replies go with it; Meta announces only the comment.
+            self.deleted.update(("facebook", r) for r in self._fb_replies.get(remote_id, []))
             await self.p.fb.remove(remote_id)
 
     def _fault(self) -> str:

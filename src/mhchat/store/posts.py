@@ -157,6 +157,45 @@ async def _known_authors(
     )
 
 
+async def _deleted_with_parent(
+    tx: Tx, batch: StoredBatch, posts: Sequence[Post]
+) -> set[tuple[str, str]]:
+    """Posts whose parent was deleted with its replies (a reply delivered after the deletion):
+    they are tombstoned as the stored replies were, and kept out."""
+    parents = {(p.platform, p.reply_parent.remote_id) for p in posts if p.reply_parent}
+    if not parents:
+        return set()
+    rows = await fetch_by_pairs(
+        tx,
+        "SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND platform = ?"
+        " AND with_replies = 1 AND remote_id IN",
+        batch.chat_id,
+        sorted(parents),
+    )
+    gone = {(str(r[0]), str(r[1])) for r in rows}
+    found: dict[tuple[str, str], Post] = {}
+    # Replies to those replies, in the same batch, go too.
+    while True:
+        more: dict[tuple[str, str], Post] = {
+            (p.platform, p.remote_id): p
+            for p in posts
+            if p.reply_parent
+            and (p.platform, p.reply_parent.remote_id) in gone
+            and (p.platform, p.remote_id) not in found
+        }
+        if not more:
+            break
+        found.update(more)
+        gone.update(more)
+    if found:
+        await tx.executemany(
+            "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at, with_replies)"
+            " VALUES (?, ?, ?, ?, 1) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+            [(batch.chat_id, k[0], k[1], batch.now.isoformat()) for k in found],
+        )
+    return set(found)
+
+
 async def _any_tombstones(tx: Tx) -> bool:
     return await tx.fetchone("SELECT 1 FROM tombstones LIMIT 1") is not None
 
@@ -222,10 +261,10 @@ async def _apply_deletions(tx: Tx, batch: StoredBatch) -> None:
         return
     await _add_replies(tx, batch)
     await tx.executemany(
-        "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
+        "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at, with_replies)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
         [
-            (batch.chat_id, d.platform, d.remote_id, d.deleted_at.isoformat())
+            (batch.chat_id, d.platform, d.remote_id, d.deleted_at.isoformat(), int(d.with_replies))
             for d in batch.deleted
         ],
     )
@@ -241,7 +280,10 @@ async def _store_received(
     if not received:
         return
     keys = list(received)
-    dead = await _tombstoned(tx, batch.chat_id, keys) if await _any_tombstones(tx) else set()
+    dead: set[tuple[str, str]] = set()
+    if await _any_tombstones(tx):
+        dead = await _tombstoned(tx, batch.chat_id, keys)
+        dead |= await _deleted_with_parent(tx, batch, [received[k] for k in keys if k not in dead])
     candidates = [received[k] for k in keys if k not in dead]
     if not candidates:
         return

@@ -65,6 +65,19 @@ class FacebookEmulator(FacebookGraph):
     async def remove(self, object_id: str) -> None:
         node = self.nodes[object_id]
         node.removed = True
+        # A post's comments and a comment's replies go with it; Meta announces only this one.
+        gone = {object_id}
+        while True:
+            under = [
+                n
+                for n in self.nodes.values()
+                if not n.removed and (n.parent_id in gone or n.post_id in gone)
+            ]
+            if not under:
+                break
+            for n in under:
+                n.removed = True
+                gone.add(n.id)
         value = self._change_value(node, "remove")
         self._emit(value, node)
 
