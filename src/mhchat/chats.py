@@ -32,6 +32,7 @@ from mhchat.errors import ConfigError
 from mhchat.store.db import Database
 from mhchat.store.migrate import migrate
 from mhchat.store.open import open_database
+from mhchat.textfiles import read_config_text
 from mhchat.web.keys import RUNTIME
 
 log = structlog.get_logger("mhchat.chats")
@@ -131,14 +132,7 @@ def load_chats(path: str | Path, env: Mapping[str, str]) -> list[Settings]:
     import tomllib  # noqa: PLC0415
 
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([f"The configuration file {file} is not UTF-8 text."]) from None
-    except OSError as exc:
-        raise ConfigError(
-            [f"The configuration file {file} cannot be read: {exc.strerror}."]
-        ) from None
+    text = read_config_text(file, "The configuration file")
     return parse_chats(tomllib.loads(text), env, source=str(file))
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from mhchat.actions import Purpose
 from mhchat.errors import ConfigError
 from mhchat.ledger import Mode
+from mhchat.textfiles import read_config_text
 
 DEFAULT_CONFIG = """\
 # mhchat embedded defaults: one chat, SQLite, no platform enabled.
@@ -553,16 +554,7 @@ def load_settings(
     if path is None:
         return parse_settings(tomllib.loads(DEFAULT_CONFIG), environ, serving=serving)
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"The configuration file {file} does not exist."]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"The configuration file {file} is not UTF-8 text."]) from None
-    except OSError as exc:
-        raise ConfigError(
-            [f"The configuration file {file} cannot be read: {exc.strerror}."]
-        ) from None
+    text = read_config_text(file, "The configuration file")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

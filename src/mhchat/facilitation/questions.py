@@ -38,6 +38,7 @@ from mhchat.errors import ConfigError
 from mhchat.facilitation.formatting import fit, limit_for, with_hashtag
 from mhchat.facilitation.schedule import Schedule, Session
 from mhchat.facilitation.settings import WEEKDAYS
+from mhchat.textfiles import read_config_text
 
 AUDIENCE_ZONES = (
     ("UK", "Europe/London"),
@@ -176,14 +177,7 @@ def load_questions(path: Path | None) -> QuestionsFile:
     if path is None:
         text, source = default_questions_text(), "<packaged example questions>"
     else:
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except UnicodeDecodeError:
-            raise ConfigError([f"The questions file {path} is not UTF-8 text."]) from None
-        except OSError as exc:
-            raise ConfigError(
-                [f"The questions file {path} cannot be read: {exc.strerror}."]
-            ) from None
+        text, source = read_config_text(path, "The questions file"), str(path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

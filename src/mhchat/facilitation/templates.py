@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from mhchat.errors import ConfigError
+from mhchat.textfiles import read_config_text
 
 PLACEHOLDERS = frozenset({"handle", "hashtag", "help_lines"})
 
@@ -50,14 +51,7 @@ def load_templates(path: Path | None = None) -> Templates:
         )
         source = "<packaged templates>"
     else:
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except UnicodeDecodeError:
-            raise ConfigError([f"The templates file {path} is not UTF-8 text."]) from None
-        except OSError as exc:
-            raise ConfigError(
-                [f"The templates file {path} cannot be read: {exc.strerror}."]
-            ) from None
+        text, source = read_config_text(path, "The templates file"), str(path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

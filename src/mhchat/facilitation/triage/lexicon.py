@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mhchat.errors import ConfigError
+from mhchat.textfiles import read_config_text
 
 _APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "`")
 _ASCII = frozenset(map(chr, range(128)))
@@ -379,14 +380,7 @@ def load_lexicon(path: Path | None = None) -> CrisisLexicon:
         )
         source = "<packaged crisis lexicon>"
     else:
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except UnicodeDecodeError:
-            raise ConfigError([f"The crisis lexicon {path} is not UTF-8 text."]) from None
-        except OSError as exc:
-            raise ConfigError(
-                [f"The crisis lexicon {path} cannot be read: {exc.strerror}."]
-            ) from None
+        text, source = read_config_text(path, "The crisis lexicon"), str(path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
