@@ -161,7 +161,9 @@ def _session(conn: sqlite3.Connection, k: int, sessions: int, n: int, authors: i
     # About one post in two hundred is deleted later: a tombstone, and the row is gone.
     dead = [(PLATFORMS[i % 3], f"{k}-{i}") for i in range(3, n, 199)]
     conn.executemany(
-        "INSERT INTO tombstones VALUES ('default', ?, ?, ?)", [(p, r, stamp) for p, r in dead]
+        "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at)"
+        " VALUES ('default', ?, ?, ?)",
+        [(p, r, stamp) for p, r in dead],
     )
     conn.executemany(
         "DELETE FROM posts WHERE chat_id = 'default' AND platform = ? AND remote_id = ?", dead
