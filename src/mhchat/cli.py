@@ -11,7 +11,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
-from contextvars import ContextVar
 
 from mhchat import __version__
 from mhchat.config import Settings, load_settings, shown_url
@@ -37,17 +36,15 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-SERVING: ContextVar[bool] = ContextVar("serving", default=True)
-"""Whether the running command serves the service (its dashboard included), or checks the
-configuration for it; ``main`` sets it from the command's ``serves`` default."""
+def settings_or_exit(path: str | None, *, serving: bool = False) -> Settings:
+    """Load settings, or print each problem in plain words and exit with status 2.
 
-
-def settings_or_exit(path: str | None) -> Settings:
-    """Load settings, or print each problem in plain words and exit with status 2."""
+    ``serving``: the command runs the service, or checks the configuration for it, so what
+    only the running service needs (the dashboard's sign-in) is checked too."""
     import mhchat.service  # noqa: F401, PLC0415 - registers every section's checks
 
     try:
-        return load_settings(path, serving=SERVING.get())
+        return load_settings(path, serving=serving)
     except ConfigError as exc:
         print_problems(exc.problems, path)
         raise SystemExit(2) from None
@@ -66,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mhchat.logs import configure_logging  # noqa: PLC0415
     from mhchat.service import build_service, freeze_heap_after_start  # noqa: PLC0415
 
-    settings = settings_or_exit(args.config)
+    settings = settings_or_exit(args.config, serving=True)
     configure_logging(
         level=settings.logging.level,
         json=settings.logging.json,
@@ -205,7 +202,7 @@ def _check_config(args: argparse.Namespace) -> int:
     from mhchat.chats import has_many_chats, parse_chats  # noqa: PLC0415
     from mhchat.config import section_warnings  # noqa: PLC0415
 
-    settings = settings_or_exit(args.config)
+    settings = settings_or_exit(args.config, serving=True)
     many = has_many_chats(settings.raw)
     # With [[chats]] every chat runs its own adapters, as build_service does.
     chats = (
@@ -246,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_argument(serve)
     serve.add_argument("--host", help="address to listen on (default: [web] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [web] port)")
-    serve.set_defaults(func=_serve, serves=True)
+    serve.set_defaults(func=_serve)
 
     mig = sub.add_parser("migrate", help="bring the database schema up to date")
     add_config_argument(mig)
@@ -254,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="explain every problem in the configuration")
     add_config_argument(check)
-    check.set_defaults(func=_check_config, serves=True)
+    check.set_defaults(func=_check_config)
 
     for name in COMMAND_MODULES:
         # A command whose optional module is not part of this build is simply not offered.
@@ -271,7 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    SERVING.set(bool(getattr(args, "serves", False)))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

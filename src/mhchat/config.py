@@ -332,15 +332,15 @@ def unknown_settings(where: str, table: Mapping[str, Any], known: Iterable[str])
 
 
 def _sections(doc: Mapping[str, Any], problems: list[str]) -> None:
+    known = [f"[{s}]" for s in sorted(SECTIONS)]
     for name in doc:
         if name in SECTIONS:
             continue
-        close = difflib.get_close_matches(name, sorted(SECTIONS), n=1)
+        hint = did_you_mean(f"[{name}]", known)
         problems.append(
-            f"[{name}] is not a section mhchat knows (did you mean [{close[0]}]?)."
-            if close
-            else f"[{name}] is not a section mhchat knows; the sections are"
-            f" {', '.join(f'[{s}]' for s in sorted(SECTIONS))}."
+            f"[{name}] is not a section mhchat knows{hint}."
+            if hint
+            else f"[{name}] is not a section mhchat knows; the sections are {', '.join(known)}."
         )
 
 
