@@ -157,43 +157,42 @@ async def _known_authors(
     )
 
 
-async def _deleted_with_parent(
-    tx: Tx, batch: StoredBatch, posts: Sequence[Post]
-) -> set[tuple[str, str]]:
-    """Posts whose parent was deleted with its replies (a reply delivered after the deletion):
-    they are tombstoned as the stored replies were, and kept out."""
+async def _kept_out(tx: Tx, batch: StoredBatch, posts: Sequence[Post]) -> set[tuple[str, str]]:
+    """Posts a tombstone keeps out: their own (deleted before they arrived), or their parent's
+    where the parent was deleted with its replies (a reply delivered after the deletion; it is
+    tombstoned as the stored replies were). One lookup for both."""
+    keys = {(p.platform, p.remote_id) for p in posts}
     parents = {(p.platform, p.reply_parent.remote_id) for p in posts if p.reply_parent}
-    if not parents:
-        return set()
     rows = await fetch_by_pairs(
         tx,
-        "SELECT platform, remote_id FROM tombstones WHERE chat_id = ? AND platform = ?"
-        " AND with_replies = 1 AND remote_id IN",
+        "SELECT platform, remote_id, with_replies FROM tombstones WHERE chat_id = ?"
+        " AND platform = ? AND remote_id IN",
         batch.chat_id,
-        sorted(parents),
+        sorted(keys | parents),
     )
-    gone = {(str(r[0]), str(r[1])) for r in rows}
-    found: dict[tuple[str, str], Post] = {}
+    dead = {(str(r[0]), str(r[1])) for r in rows} & keys
+    gone = {(str(r[0]), str(r[1])) for r in rows if r[2]}
+    found: set[tuple[str, str]] = set()
     # Replies to those replies, in the same batch, go too.
     while True:
-        more: dict[tuple[str, str], Post] = {
-            (p.platform, p.remote_id): p
+        more = {
+            (p.platform, p.remote_id)
             for p in posts
             if p.reply_parent
             and (p.platform, p.reply_parent.remote_id) in gone
-            and (p.platform, p.remote_id) not in found
+            and (p.platform, p.remote_id) not in found | dead
         }
         if not more:
             break
-        found.update(more)
-        gone.update(more)
+        found |= more
+        gone |= more
     if found:
         await tx.executemany(
             "INSERT INTO tombstones (chat_id, platform, remote_id, deleted_at, with_replies)"
             " VALUES (?, ?, ?, ?, 1) ON CONFLICT (chat_id, platform, remote_id) DO NOTHING",
-            [(batch.chat_id, k[0], k[1], batch.now.isoformat()) for k in found],
+            [(batch.chat_id, k[0], k[1], batch.now.isoformat()) for k in sorted(found)],
         )
-    return set(found)
+    return dead | found
 
 
 async def _any_tombstones(tx: Tx) -> bool:
@@ -282,8 +281,7 @@ async def _store_received(
     keys = list(received)
     dead: set[tuple[str, str]] = set()
     if await _any_tombstones(tx):
-        dead = await _tombstoned(tx, batch.chat_id, keys)
-        dead |= await _deleted_with_parent(tx, batch, [received[k] for k in keys if k not in dead])
+        dead = await _kept_out(tx, batch, list(received.values()))
     candidates = [received[k] for k in keys if k not in dead]
     if not candidates:
         return
